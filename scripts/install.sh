@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# One install path for the README, CI and the Docker images: create .venv/ and install the package.
+# usage: scripts/install.sh [EXTRAS]   (default: all)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="${1:-all}"
+venv="${VENV:-.venv}"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+# fast-downward-textworld compiles at install time and calls `python`: the venv's must be first.
+export PATH="$PWD/$venv/bin:$PATH"
+python -m pip install --quiet --upgrade pip
+# torch first, pinned: an unpinned torch requirement would pull a multi-GB CUDA build.
+case ",$extras," in
+  *,all,*|*,train,*) python -m pip install --quiet "torch==2.13.0" ;;
+esac
+python -m pip install --quiet -c constraints.txt -e ".[$extras]"
