@@ -1,0 +1,309 @@
+"""Advantage estimators: GAE, HiPER's HAE, and the critic-free group baselines (SPEC 7).
+
+Batch layout for every estimator: B trajectories padded to T turns. `mask[B, T]` marks the real
+turns, a prefix of each row. `terminated[B]` says the trajectory ended by termination (done: no
+bootstrap); otherwise it was cut off and the return is bootstrapped from `last_values[B]`, the
+critic's value of the state after the last real turn (default 0). Every output is 0 on padding.
+
+Everything is vectorised over the batch and the turns: the backward recursions of the papers,
+`y_t = x_t + c_t * y_{t+1}`, run as a log-depth scan (`discounted_cumsum`), so there is no Python
+loop over trajectories or turns, only about log2(T) tensor steps. Inputs are read as constants
+(detached): advantages and returns are regression targets, never differentiated through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+GroupIds = Tensor | Sequence[Hashable]
+
+
+def discounted_cumsum(x: Tensor, c: Tensor) -> Tensor:
+    """Solve `y_t = x_t + c_t * y_{t+1}` backwards along the last axis, with `y_T = 0`.
+
+    That is `y_t = sum_{k>=t} (prod_{s=t}^{k-1} c_s) x_k`. Doubling scan: after the step with
+    span `n`, `y_t` holds the sum over `k < t + 2n` and `c_t` the product over `s < t + 2n`, so
+    ceil(log2 T) steps cover the row. Zeros in `c` (a recursion reset) need no special case.
+    """
+    y, c = x.clone(), c.clone()
+    n = 1
+    while n < x.shape[-1]:
+        y_next = y[..., n:] * c[..., :-n]
+        c_next = c[..., n:] * c[..., :-n]
+        y[..., :-n] += y_next
+        c[..., :-n] = c_next
+        n *= 2
+    return y
+
+
+def _bootstrap(terminated: Tensor, last_values: Tensor | None, like: Tensor) -> Tensor:
+    """Value of the state after each row's last real turn: 0 if terminated, else `last_values`."""
+    if last_values is None:
+        return torch.zeros(like.shape[0], dtype=like.dtype, device=like.device)
+    return torch.where(terminated, 0.0, last_values.detach().to(like.dtype))
+
+
+def _shift_left(x: Tensor, fill: float | bool) -> Tensor:
+    """`x[:, t + 1]` at position t, `fill` at the last position."""
+    return torch.cat([x[:, 1:], torch.full_like(x[:, :1], fill)], dim=1)
+
+
+def gae(
+    rewards: Tensor,
+    values: Tensor,
+    mask: Tensor,
+    terminated: Tensor,
+    gamma: float,
+    lam: float,
+    last_values: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Generalised Advantage Estimation (Schulman et al. 2016) over turns.
+
+        delta_t = r_t + gamma * V(t+1) - V(t)
+        A_t     = delta_t + gamma * lam * A_{t+1}          (A after the last real turn = 0)
+        R_t     = A_t + V(t)                               (the lambda-return)
+
+    At the last real turn `V(t+1)` is 0 if the row terminated and `last_values` if it was cut off.
+
+    Args:
+        rewards, values, mask: [B, T]; `mask` is bool, True on real turns (a prefix of each row).
+        terminated: [B] bool.
+        gamma, lam: discount and GAE lambda.
+        last_values: [B] bootstrap values for truncated rows (default 0).
+
+    Returns:
+        (advantages, returns), both [B, T], 0 on padding.
+    """
+    mask = mask.bool()
+    m = mask.to(values.dtype)
+    r, V = rewards.detach().to(values.dtype) * m, values.detach() * m
+    is_last = mask & ~_shift_left(mask, False)
+    V_next = torch.where(is_last, _bootstrap(terminated, last_values, V)[:, None], _shift_left(V, 0.0))
+    delta = (r + gamma * V_next - V) * m
+    advantages = discounted_cumsum(delta, gamma * lam * (~is_last).to(V.dtype))
+    return advantages, (advantages + V) * m
+
+
+class HAEResult(NamedTuple):
+    """Output of `hae`, all [B, T] and 0 on padding.
+
+    `adv_high`/`ret_high` are set on boundary turns (the first turn of each segment) and 0 elsewhere.
+    """
+
+    adv_low: Tensor
+    ret_low: Tensor
+    adv_high: Tensor
+    ret_high: Tensor
+    boundary: Tensor
+
+
+def hae(
+    rewards: Tensor,
+    values_low: Tensor,
+    values_high: Tensor,
+    switch: Tensor,
+    mask: Tensor,
+    terminated: Tensor,
+    gamma: float,
+    lam_turn: float,
+    lam_seg: float,
+    last_values: Tensor | None = None,
+) -> HAEResult:
+    """Hierarchical Advantage Estimation (HiPER, arXiv 2602.16165; REFERENCE C.2).
+
+    Segment k is the run of turns [b_k, b_{k+1} - 1] (duration d_k) that starts at a boundary:
+    a turn with `switch` set, or the first turn. V_end stands for the value after the last real
+    turn: 0 if the row terminated, `last_values` if it was cut off (used at both levels).
+
+    Low level (execution), GAE inside each segment only:
+
+        delta_t  = r_t + gamma * Vnext_t - V_low(t)
+        Vnext_t  = V_low(t+1)      inside the segment
+                 = V_high(b_{k+1}) at the segment's last turn (V_end after the last real turn)
+        A_low_t  = delta_t + gamma * lam_turn * A_low_{t+1}     (reset at each segment end)
+        R_low_t  = A_low_t + V_low(t)
+
+    High level (planning), semi-Markov GAE over segments:
+
+        R_k      = sum_{j<d_k} gamma^j r_{b_k+j}
+        delta_k  = R_k + gamma^{d_k} V_high(b_{k+1}) - V_high(b_k)     (V_end after the last segment)
+        A_high_k = delta_k + gamma^{d_k} * lam_seg * A_high_{k+1}
+        R_high_k = A_high_k + V_high(b_k)
+
+    Unrolled over turns, A_high_k = e_{b_k} + ... with the per-turn recursion
+
+        e_t = r_t + gamma * [t ends a segment] * Vnext_t - [t is a boundary] * V_high(t)
+        G_t = e_t + gamma * (lam_seg if t+1 is a boundary else 1) * G_{t+1},   A_high_k = G_{b_k},
+
+    which is how it is computed here: the weight of turn j in A_high_k is gamma^(j - b_k) times
+    lam_seg per boundary crossed, exactly the gamma^{d_k} lam_seg products above.
+
+    Args:
+        rewards, values_low, values_high: [B, T] per-turn rewards and the two critics.
+        switch: [B, T] bool, the turn starts a new segment (the first turn always does).
+        mask: [B, T] bool, real turns (a prefix of each row).
+        terminated: [B] bool.
+        gamma, lam_turn, lam_seg: discount, low-level lambda, high-level lambda.
+        last_values: [B] bootstrap value for truncated rows (default 0).
+    """
+    mask = mask.bool()
+    m = mask.to(values_low.dtype)
+    r = rewards.detach().to(m.dtype) * m
+    V_low, V_high = values_low.detach() * m, values_high.detach() * m
+    first = torch.zeros_like(mask)
+    first[:, 0] = True
+    boundary = mask & (switch.bool() | first)
+    next_boundary = _shift_left(boundary, False)
+    is_last = mask & ~_shift_left(mask, False)
+    seg_end = next_boundary | is_last
+    V_end = _bootstrap(terminated, last_values, V_low)[:, None]
+    V_next = torch.where(
+        is_last, V_end, torch.where(next_boundary, _shift_left(V_high, 0.0), _shift_left(V_low, 0.0))
+    )
+
+    delta = (r + gamma * V_next - V_low) * m
+    adv_low = discounted_cumsum(delta, gamma * lam_turn * (~seg_end).to(m.dtype))
+
+    b = boundary.to(m.dtype)
+    e = (r + gamma * seg_end.to(m.dtype) * V_next - b * V_high) * m
+    c = gamma * (1.0 - (1.0 - lam_seg) * next_boundary.to(m.dtype)) * (~is_last).to(m.dtype)
+    adv_high = discounted_cumsum(e, c) * b
+    return HAEResult(
+        adv_low=adv_low,
+        ret_low=(adv_low + V_low) * m,
+        adv_high=adv_high,
+        ret_high=(adv_high + V_high) * b,
+        boundary=boundary,
+    )
+
+
+def segment_returns(
+    rewards: Tensor,
+    values_high: Tensor,
+    switch: Tensor,
+    mask: Tensor,
+    terminated: Tensor,
+    gamma: float,
+    last_values: Tensor | None = None,
+) -> Tensor:
+    """Discounted return to the segment's end, bootstrapped from the next segment's high value.
+
+        G_t = sum_{j=t}^{e_k} gamma^{j-t} r_j + gamma^{e_k + 1 - t} V_high(b_{k+1})
+
+    for turn t of segment k, whose last turn is e_k (V_end after the last real turn, as in `hae`).
+    The released HiPER code's switch advantage is `G_t - V_term(t)` (`switch_advantage_return`).
+    It equals `hae(...).ret_low` with lam_turn = 1; [B, T], 0 on padding.
+    """
+    zeros = torch.zeros_like(values_high)
+    return hae(rewards, zeros, values_high, switch, mask, terminated, gamma, 1.0, 1.0, last_values).ret_low
+
+
+def switch_advantage_return(seg_returns: Tensor, values_term: Tensor, mask: Tensor) -> Tensor:
+    """Released-code switch advantage: `G_t - V_term(t)` with G from `segment_returns`; [B, T]."""
+    return (seg_returns.detach() - values_term.detach()) * mask.to(seg_returns.dtype)
+
+
+def switch_advantage_paper(
+    switch: Tensor, p_switch: Tensor, values_high: Tensor, values_low_prev: Tensor, mask: Tensor
+) -> Tensor:
+    """Paper's switch (termination) advantage, [B, T]:
+
+        A_switch_t = (q_t - beta_t) * (V_high(s_t) - V_low(s_t, o_{t-1}))
+
+    q_t = 1 if the policy emitted SWITCH else 0; beta_t = P(SWITCH) under the behaviour policy;
+    `values_low_prev` is the low critic at s_t under the previous turn's subgoal o_{t-1}. The first
+    turn has no previous subgoal and its switch is forced, so it gets 0, as does padding.
+    """
+    m = mask.to(values_high.dtype).clone()
+    m[:, 0] = 0.0
+    q = switch.to(m.dtype)
+    return (q - p_switch.detach()) * (values_high.detach() - values_low_prev.detach()) * m
+
+
+def _group_index(groups: GroupIds, device: torch.device) -> Tensor:
+    """Map group ids (a tensor, or a sequence of hashables) to 0..G-1, as a long tensor."""
+    if isinstance(groups, Tensor):
+        return torch.unique(groups, return_inverse=True)[1].to(device)
+    index: dict[Hashable, int] = {}
+    return torch.tensor([index.setdefault(g, len(index)) for g in groups], dtype=torch.long, device=device)
+
+
+def _normalise_in_groups(x: Tensor, index: Tensor, normalize_std: bool) -> Tensor:
+    """`x - mean(x)` within each group (x and index 1-D), divided by `std + 1e-6` (unbiased) if
+    `normalize_std`; members of a group of one get 0."""
+    n_groups = int(index.max()) + 1 if index.numel() else 0
+    count = torch.zeros(n_groups, dtype=x.dtype, device=x.device).index_add_(0, index, torch.ones_like(x))
+    mean = torch.zeros_like(count).index_add_(0, index, x) / count
+    centred = x - mean[index]
+    n = count[index]
+    if normalize_std:
+        var = torch.zeros_like(count).index_add_(0, index, centred**2)[index] / (n - 1).clamp(min=1)
+        centred = centred / (var.sqrt() + 1e-6)
+    return torch.where(n > 1, centred, 0.0)
+
+
+def grpo(returns: Tensor, groups: GroupIds, normalize_std: bool = True) -> Tensor:
+    """GRPO's group-relative advantage (Shao et al. 2024), [B]:
+
+        A_i = (R_i - mean_g R) / (std_g R + 1e-6)     (std unbiased; no division if not normalize_std)
+
+    over the rollouts g that share i's group id; a group of one gets 0.
+    """
+    return _normalise_in_groups(returns.detach(), _group_index(groups, returns.device), normalize_std)
+
+
+def rloo(returns: Tensor, groups: GroupIds) -> Tensor:
+    """REINFORCE leave-one-out (Ahmadian et al. 2024), [B]:
+
+        A_i = R_i - (1 / (n - 1)) * sum_{j in g, j != i} R_j
+
+    with n the size of i's group; a group of one gets 0.
+    """
+    returns = returns.detach()
+    index = _group_index(groups, returns.device)
+    n_groups = int(index.max()) + 1 if index.numel() else 0
+    count = torch.zeros(n_groups, dtype=returns.dtype, device=returns.device).index_add_(
+        0, index, torch.ones_like(returns)
+    )
+    total = torch.zeros_like(count).index_add_(0, index, returns)
+    n = count[index]
+    baseline = (total[index] - returns) / (n - 1).clamp(min=1)
+    return torch.where(n > 1, returns - baseline, 0.0)
+
+
+def gigpo(
+    rewards: Tensor,
+    mask: Tensor,
+    groups: GroupIds,
+    state_keys: Sequence[Sequence[Hashable]] | Tensor,
+    gamma: float,
+    step_weight: float = 1.0,
+    normalize_std: bool = True,
+) -> Tensor:
+    """GiGPO (Feng et al. 2025): episode-level plus step-level group advantages, [B, T].
+
+        A[b, t]  = A_ep[b] + step_weight * A_step[b, t]
+        A_ep     = grpo(sum_t r[b, t], groups, normalize_std)
+        G[b, t]  = sum_{k>=t} gamma^(k-t) r[b, k]
+        A_step   = G normalised like grpo within each step group: the valid steps that share a
+                   trajectory group and an anchor-state key `state_keys[b][t]`.
+
+    0 on padding; `state_keys[b]` needs an entry for each real turn of row b.
+    """
+    if isinstance(state_keys, Tensor):
+        state_keys = state_keys.tolist()
+    mask = mask.bool()
+    m = mask.to(rewards.dtype)
+    r = rewards.detach() * m
+    a_ep = grpo(r.sum(dim=1), groups, normalize_std)
+    G = discounted_cumsum(r, torch.full_like(r, gamma))
+    group_of_row = _group_index(groups, torch.device("cpu")).tolist()
+    rows, cols = mask.nonzero(as_tuple=True)
+    steps = [(group_of_row[b], state_keys[b][t]) for b, t in zip(rows.tolist(), cols.tolist(), strict=True)]
+    a_step = torch.zeros_like(r)
+    a_step[rows, cols] = _normalise_in_groups(G[rows, cols], _group_index(steps, r.device), normalize_std)
+    return (a_ep[:, None] + step_weight * a_step) * m
