@@ -13,10 +13,12 @@ loop over trajectories or turns, only about log2(T) tensor steps. Inputs are rea
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Hashable, Sequence
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 GroupIds = Tensor | Sequence[Hashable]
@@ -30,26 +32,34 @@ def discounted_cumsum(x: Tensor, c: Tensor) -> Tensor:
     ceil(log2 T) steps cover the row. Zeros in `c` (a recursion reset) need no special case.
     """
     y, c = x.clone(), c.clone()
-    n = 1
-    while n < x.shape[-1]:
-        y_next = y[..., n:] * c[..., :-n]
-        c_next = c[..., n:] * c[..., :-n]
-        y[..., :-n] += y_next
-        c[..., :-n] = c_next
+    n, T = 1, x.shape[-1]
+    while n < T:
+        y[..., :-n] += y[..., n:] * c[..., :-n]
+        if 2 * n < T:
+            c[..., :-n] = c[..., :-n] * c[..., n:]
         n *= 2
     return y
 
 
+@functools.lru_cache(maxsize=32)
+def discount_matrix(T: int, c: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """`W[k, t] = c^(k-t)` for k >= t, else 0, so that `(x @ W)_t = sum_{k>=t} c^(k-t) x_k`:
+    `discounted_cumsum` with a constant coefficient, as one matrix product (cached; read only)."""
+    k = torch.arange(T, device=device)
+    exponent = (k[:, None] - k[None, :]).to(dtype)
+    return torch.where(exponent >= 0, c ** exponent.clamp(min=0), torch.zeros((), dtype=dtype, device=device))
+
+
 def _bootstrap(terminated: Tensor, last_values: Tensor | None, like: Tensor) -> Tensor:
-    """Value of the state after each row's last real turn: 0 if terminated, else `last_values`."""
+    """[B, 1] value of the state after each row's last real turn: 0 if terminated, else `last_values`."""
     if last_values is None:
-        return torch.zeros(like.shape[0], dtype=like.dtype, device=like.device)
-    return torch.where(terminated, 0.0, last_values.detach().to(like.dtype))
+        return torch.zeros_like(like[:, :1])
+    return (last_values.detach().to(like.dtype) * ~terminated.bool())[:, None]
 
 
-def _shift_left(x: Tensor, fill: float | bool) -> Tensor:
-    """`x[:, t + 1]` at position t, `fill` at the last position."""
-    return torch.cat([x[:, 1:], torch.full_like(x[:, :1], fill)], dim=1)
+def _next(x: Tensor) -> Tensor:
+    """`x[:, t + 1]` at turn t, 0 (False) after the last column."""
+    return F.pad(x[:, 1:], (0, 1))
 
 
 def gae(
@@ -68,6 +78,7 @@ def gae(
         R_t     = A_t + V(t)                               (the lambda-return)
 
     At the last real turn `V(t+1)` is 0 if the row terminated and `last_values` if it was cut off.
+    delta is 0 on padding, so the recursion needs no reset: A = delta @ discount_matrix(gamma * lam).
 
     Args:
         rewards, values, mask: [B, T]; `mask` is bool, True on real turns (a prefix of each row).
@@ -78,14 +89,13 @@ def gae(
     Returns:
         (advantages, returns), both [B, T], 0 on padding.
     """
-    mask = mask.bool()
     m = mask.to(values.dtype)
-    r, V = rewards.detach().to(values.dtype) * m, values.detach() * m
-    is_last = mask & ~_shift_left(mask, False)
-    V_next = torch.where(is_last, _bootstrap(terminated, last_values, V)[:, None], _shift_left(V, 0.0))
-    delta = (r + gamma * V_next - V) * m
-    advantages = discounted_cumsum(delta, gamma * lam * (~is_last).to(V.dtype))
-    return advantages, (advantages + V) * m
+    V = values.detach() * m
+    is_last = m - _next(m)
+    V_next = _next(V) + is_last * _bootstrap(terminated, last_values, V)
+    delta = (rewards.detach() + gamma * V_next - V) * m
+    advantages = delta @ discount_matrix(m.shape[1], gamma * lam, m.dtype, m.device)
+    return advantages, advantages + V
 
 
 class HAEResult(NamedTuple):
@@ -150,31 +160,27 @@ def hae(
         gamma, lam_turn, lam_seg: discount, low-level lambda, high-level lambda.
         last_values: [B] bootstrap value for truncated rows (default 0).
     """
-    mask = mask.bool()
     m = mask.to(values_low.dtype)
-    r = rewards.detach().to(m.dtype) * m
     V_low, V_high = values_low.detach() * m, values_high.detach() * m
-    first = torch.zeros_like(mask)
-    first[:, 0] = True
-    boundary = mask & (switch.bool() | first)
-    next_boundary = _shift_left(boundary, False)
-    is_last = mask & ~_shift_left(mask, False)
-    seg_end = next_boundary | is_last
-    V_end = _bootstrap(terminated, last_values, V_low)[:, None]
-    V_next = torch.where(
-        is_last, V_end, torch.where(next_boundary, _shift_left(V_high, 0.0), _shift_left(V_low, 0.0))
-    )
+    boundary = mask.bool() & switch.bool()
+    boundary[:, 0] = mask[:, 0]
+    b = boundary.to(m.dtype)
+    next_b = _next(b)
+    is_last = m - _next(m)
+    seg_end = next_b + is_last  # 0/1: the next turn starts a segment or there is none
+    V_start = b * V_high + (1.0 - b) * V_low  # the critic that values turn t from turn t-1
+    V_next = _next(V_start) + is_last * _bootstrap(terminated, last_values, V_low)
+    r = rewards.detach() * m
 
     delta = (r + gamma * V_next - V_low) * m
-    adv_low = discounted_cumsum(delta, gamma * lam_turn * (~seg_end).to(m.dtype))
-
-    b = boundary.to(m.dtype)
-    e = (r + gamma * seg_end.to(m.dtype) * V_next - b * V_high) * m
-    c = gamma * (1.0 - (1.0 - lam_seg) * next_boundary.to(m.dtype)) * (~is_last).to(m.dtype)
-    adv_high = discounted_cumsum(e, c) * b
+    e = (r + gamma * seg_end * V_next - b * V_high) * m
+    # one scan for both levels: low resets where the next turn is a boundary, high crosses it with lam_seg
+    c = torch.stack([gamma * lam_turn * (1.0 - next_b), gamma * (1.0 - (1.0 - lam_seg) * next_b)])
+    adv_low, G = discounted_cumsum(torch.stack([delta, e]), c)
+    adv_high = G * b
     return HAEResult(
         adv_low=adv_low,
-        ret_low=(adv_low + V_low) * m,
+        ret_low=adv_low + V_low,
         adv_high=adv_high,
         ret_high=(adv_high + V_high) * b,
         boundary=boundary,

@@ -1,0 +1,41 @@
+"""The one agent interface the harness drives (SPEC 4)."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import Any, ClassVar
+
+
+class Agent:
+    """A policy over text envs. The runner calls `reset` once per episode, then `act` every step.
+
+    Per-episode state lives on the instance and is rebuilt in `reset`, so the runner can give each
+    env worker a shallow copy of one configured agent (sharing, e.g., a loaded model).
+    An agent states what it needs from the env: `env_kwargs` are merged into the env's constructor
+    keywords, `wrappers` name presets of `hiper_envs.wrappers.WRAPPERS` applied around it.
+    """
+
+    env_kwargs: ClassVar[dict[str, Any]] = {}
+    wrappers: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def for_env(cls, env_id: str, **kwargs: Any) -> Agent:
+        """Build the agent for `env_id`; agents whose prompts depend on the env override this."""
+        return cls(**kwargs)
+
+    def reset(self, task: str, info: dict[str, Any], seed: int | None = None) -> None:
+        """Start an episode of `task`; `seed` makes any randomness of the agent reproducible."""
+
+    def act(self, obs: str, info: dict[str, Any]) -> str:
+        """The next action (or raw model output, for wrapped envs) for this observation."""
+        raise NotImplementedError
+
+    def batch_key(self) -> Hashable:
+        """Agents with equal keys can be stepped together by one `act_batch` call."""
+        return type(self)
+
+    @classmethod
+    def act_batch(cls, agents: Sequence[Agent], observations: Sequence[str],
+                  infos: Sequence[dict[str, Any]]) -> list[str]:
+        """Act for several episodes at once; LLM agents override this to batch generation."""
+        return [agent.act(obs, info) for agent, obs, info in zip(agents, observations, infos, strict=True)]

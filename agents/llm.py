@@ -1,0 +1,62 @@
+"""What the flat and the hierarchical LLM agents share: a backend, a history window, batched acting."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+from agents.backends import Backend, Message, make_backend
+from agents.base import Agent
+from agents.prompts import History, guide_for
+
+
+class LLMAgent(Agent):
+    """Builds a prompt per step, asks the backend for a reply, turns the reply into what `step` takes.
+
+    Subclasses define `prompt` and `consume`. Copies of one agent share its backend, and
+    `act_batch` sends the prompts of all episodes that wait for an action in one `generate` call.
+    """
+
+    def __init__(self, backend: str | Backend = "hf", backend_kwargs: dict[str, Any] | None = None,
+                 history: int = 2, guide: str | None = None):
+        self.backend = make_backend(backend, **(backend_kwargs or {})) if isinstance(backend, str) else backend
+        self.history_k = int(history)
+        self.guide = guide or guide_for("")
+        self.reset("", {})
+
+    @classmethod
+    def for_env(cls, env_id: str, **kwargs: Any) -> Agent:
+        kwargs.setdefault("guide", guide_for(env_id))
+        return cls(**kwargs)
+
+    def reset(self, task: str, info: dict[str, Any], seed: int | None = None) -> None:
+        self.task = task
+        self.history = History(self.history_k)
+        self.step = 0
+
+    def prompt(self, obs: str, info: dict[str, Any]) -> list[Message]:
+        raise NotImplementedError
+
+    def consume(self, obs: str, reply: str) -> str:
+        """Update the episode state with the model's `reply`; return what to send to the env."""
+        raise NotImplementedError
+
+    def batch_key(self) -> Hashable:
+        return (type(self), id(self.backend))
+
+    def act(self, obs: str, info: dict[str, Any]) -> str:
+        return self.act_batch([self], [obs], [info])[0]
+
+    @classmethod
+    def act_batch(cls, agents: Sequence[Agent], observations: Sequence[str],
+                  infos: Sequence[dict[str, Any]]) -> list[str]:
+        llm_agents = [a for a in agents if isinstance(a, LLMAgent)]
+        if len(llm_agents) != len(agents) or len({id(a.backend) for a in llm_agents}) > 1:
+            raise ValueError("act_batch needs LLM agents that share one backend")
+        prompts = [a.prompt(o, i) for a, o, i in zip(llm_agents, observations, infos, strict=True)]
+        replies = llm_agents[0].backend.generate(prompts)
+        actions = []
+        for agent, obs, reply in zip(llm_agents, observations, replies, strict=True):
+            actions.append(agent.consume(obs, reply))
+            agent.step += 1
+        return actions

@@ -1,0 +1,315 @@
+"""Runs episodes of agents on envs: one process per env worker, agents in the parent.
+
+Envs live in worker processes (the ALFWorld engine is not thread-safe, and a crashed or hung engine
+must not take the run down); agents live in the parent, so an LLM agent batches the generation of
+every episode waiting for an action. Each request to a worker has a deadline; a worker that dies,
+hangs or raises is replaced and its episode retried once, then reported as an error.
+Nothing here knows a particular env or agent: it speaks SPEC 2.1 `info` keys and the agent interface.
+"""
+
+from __future__ import annotations
+
+import copy
+import multiprocessing as mp
+import time
+import traceback
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from itertools import pairwise
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+import gymnasium as gym
+
+from agents.base import Agent
+from harness.envspec import EnvSpec
+
+MAX_ATTEMPTS = 2  # the first try and one retry
+ENV_CACHE = 4  # envs a worker keeps built, so a sweep reuses them across runs
+
+
+@dataclass
+class Job:
+    """One episode to run: `agent` is a configured prototype; each attempt gets a fresh copy."""
+
+    spec: EnvSpec
+    task_id: str
+    env_seed: int
+    agent: Agent
+    agent_seed: int
+    tag: Any = None  # the caller's identity for this episode, handed back untouched
+    attempts: int = 0
+
+
+@dataclass
+class Episode:
+    """A finished (or failed) episode: its transcript and the env's first and last `info`."""
+
+    job: Job
+    started_at: str
+    status: str = "ok"
+    error: str | None = None
+    first_info: dict[str, Any] = field(default_factory=dict)
+    last_info: dict[str, Any] = field(default_factory=dict)
+    transcript: list[dict[str, Any]] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    def metrics(self) -> dict[str, Any]:
+        """Outcome and behaviour counts from SPEC 2.1 (and SPEC 3 for wrapped envs) `info` keys."""
+        steps = self.transcript
+        info = self.last_info or self.first_info
+        switches = sum(bool(s.get("switch")) for s in steps)
+        aligned = sum(bool(s.get("switch")) and bool(prev.get("subgoal_completed"))
+                      for prev, s in pairwise(steps))
+        return {
+            "task_id": self.first_info.get("task_id", self.job.task_id),
+            "task_hash": self.first_info.get("task_hash", ""),
+            "task_type": self.first_info.get("task_type", ""),
+            "success": bool(info.get("won", False)),
+            "score": float(info.get("score", 0.0)),
+            "progress": float(info.get("progress", 0.0)),
+            "steps": len(steps),
+            "return": float(sum(s["reward"] for s in steps)),
+            "invalid_actions": sum(not s["action_valid"] for s in steps),
+            "switches": switches,
+            "aligned_switches": aligned,
+            "subgoals_total": len(info.get("subgoals", [])),
+            "subgoals_done": int(info.get("subgoal_index", 0)),
+        }
+
+
+def _worker_main(conn: Connection) -> None:
+    """Serve env requests until told to close: ("ids", spec) / ("reset", spec, task, seed) / ("step", a)."""
+    envs: OrderedDict[str, gym.Env] = OrderedDict()
+    env: gym.Env | None = None
+
+    def get(spec: EnvSpec) -> gym.Env:
+        if spec.key not in envs:
+            envs[spec.key] = spec.make()
+            while len(envs) > ENV_CACHE:
+                envs.popitem(last=False)[1].close()
+        envs.move_to_end(spec.key)
+        return envs[spec.key]
+
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, KeyboardInterrupt):
+            break
+        try:
+            if msg[0] == "close":
+                break
+            if msg[0] == "ids":
+                conn.send(("ids", list(get(msg[1]).unwrapped.task_ids)))
+            elif msg[0] == "reset":
+                env = get(msg[1])
+                obs, info = env.reset(seed=msg[3], options={"task_id": msg[2]})
+                conn.send(("obs", obs, 0.0, False, False, info))
+            else:
+                obs, reward, terminated, truncated, info = env.step(msg[1])
+                conn.send(("obs", obs, float(reward), bool(terminated), bool(truncated), info))
+        except Exception as err:
+            conn.send(("error", f"{type(err).__name__}: {err}", traceback.format_exc()))
+    for built in envs.values():
+        built.close()
+
+
+class _Worker:
+    """A worker process, its pipe, and the episode it is running."""
+
+    def __init__(self, ctx: Any):
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_worker_main, args=(child,), daemon=True)
+        self.process.start()
+        child.close()
+        self.deadline = float("inf")
+        self.job: Job | None = None
+        self.agent: Agent | None = None
+        self.episode: Episode | None = None
+        self.t0 = 0.0
+
+    def send(self, msg: tuple, timeout: float) -> None:
+        self.conn.send(msg)
+        self.deadline = time.monotonic() + timeout
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(5)
+        self.conn.close()
+
+    def close(self) -> None:
+        try:
+            self.conn.send(("close",))
+        except OSError:
+            pass
+        self.process.join(5)
+        self.kill()
+
+
+class WorkerFailure(Exception):
+    """A worker died, hung past its deadline, or its env raised."""
+
+
+class Pool:
+    """`workers` env processes. Use as a context manager; `task_ids` then `run` as often as needed."""
+
+    def __init__(self, workers: int = 1, step_timeout: float = 60.0, setup_timeout: float = 600.0,
+                 start_method: str = "spawn"):
+        self.size = max(1, int(workers))
+        self.step_timeout = float(step_timeout)
+        self.setup_timeout = float(setup_timeout)
+        self.ctx = mp.get_context(start_method)
+        self.workers: list[_Worker] = []
+
+    def __enter__(self) -> Pool:
+        self.workers = [_Worker(self.ctx) for _ in range(self.size)]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for worker in self.workers:
+            worker.close() if exc[0] is None else worker.kill()
+        self.workers = []
+
+    def _replace(self, worker: _Worker) -> _Worker:
+        worker.kill()
+        fresh = _Worker(self.ctx)
+        self.workers[self.workers.index(worker)] = fresh
+        return fresh
+
+    def _receive(self, worker: _Worker) -> tuple:
+        """The worker's reply; WorkerFailure (and a replaced worker) if it died, hung or raised."""
+        remaining = worker.deadline - time.monotonic()
+        ready = wait([worker.conn, worker.process.sentinel], timeout=max(0.0, remaining))
+        return self._read(worker, ready)
+
+    def _read(self, worker: _Worker, ready: list) -> tuple:
+        if worker.conn in ready or worker.conn.poll():
+            try:
+                msg = worker.conn.recv()
+            except (EOFError, OSError):
+                msg = None
+            if msg is not None and msg[0] != "error":
+                return msg
+            if msg is not None:  # the env raised: the process is fine, its env state is not trusted
+                self._replace(worker)
+                raise WorkerFailure(msg[1])
+        if not worker.process.is_alive() or worker.conn.closed:
+            code = worker.process.exitcode
+            self._replace(worker)
+            raise WorkerFailure(f"worker died (exit code {code})")
+        self._replace(worker)
+        raise WorkerFailure("worker timed out")
+
+    def task_ids(self, specs: Iterable[EnvSpec]) -> dict[str, list[str]]:
+        """The split's task ids of each spec, asked of the workers in parallel (this builds the envs)."""
+        pending = {spec.key: spec for spec in specs}
+        result: dict[str, list[str]] = {}
+        for batch_start in range(0, len(pending), self.size):
+            batch = list(pending.values())[batch_start:batch_start + self.size]
+            asked = list(zip(self.workers, batch, strict=False))
+            for worker, spec in asked:
+                worker.send(("ids", spec), self.setup_timeout)
+            for worker, spec in asked:
+                try:
+                    result[spec.key] = self._receive(worker)[1]
+                except WorkerFailure as err:
+                    raise WorkerFailure(f"building {spec.env_id} failed: {err}") from err
+        return result
+
+    def run(self, jobs: Iterable[Job], on_done: Callable[[Episode], None]) -> None:
+        """Run every job; `on_done` gets each episode (status "ok" or "error") as it ends."""
+        queue = deque(jobs)
+        while queue or any(w.job is not None for w in self.workers):
+            for worker in self.workers:
+                if worker.job is None and queue:
+                    self._start(worker, queue.popleft())
+            busy = [w for w in self.workers if w.job is not None]
+            deadline = min(w.deadline for w in busy)
+            ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy],
+                         timeout=max(0.0, deadline - time.monotonic()))
+            now = time.monotonic()
+            waiting: list[tuple[_Worker, str, dict[str, Any]]] = []
+            for worker in busy:
+                if not (worker.conn in ready or worker.process.sentinel in ready or now >= worker.deadline):
+                    continue
+                job, episode = worker.job, worker.episode
+                try:
+                    msg = self._read(worker, ready)
+                except WorkerFailure as err:
+                    self._clear(worker)
+                    self._fail(job, episode, str(err), queue, on_done)
+                    continue
+                try:
+                    ended = self._record(worker, msg)
+                except Exception as err:  # the agent's reset failed
+                    self._clear(worker)
+                    self._fail(job, episode, f"agent error: {type(err).__name__}: {err}", queue, on_done)
+                    continue
+                if ended:
+                    self._clear(worker)
+                    on_done(episode)
+                else:
+                    waiting.append((worker, msg[1], msg[5]))
+            self._act(waiting, queue, on_done)
+
+    def _start(self, worker: _Worker, job: Job) -> None:
+        worker.job, worker.agent = job, copy.copy(job.agent)
+        worker.episode = Episode(job, started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        worker.t0 = time.monotonic()
+        worker.send(("reset", job.spec, job.task_id, job.env_seed), self.setup_timeout)
+
+    @staticmethod
+    def _clear(worker: _Worker) -> None:
+        worker.job = worker.agent = worker.episode = None
+        worker.deadline = float("inf")
+
+    @staticmethod
+    def _record(worker: _Worker, msg: tuple) -> bool:
+        """Add a reset or step reply to the worker's episode; True when the episode has ended."""
+        _, obs, reward, terminated, truncated, info = msg
+        episode = worker.episode
+        if not episode.first_info:
+            episode.first_info = info
+            worker.agent.reset(info.get("task", ""), info, seed=worker.job.agent_seed)
+            return False
+        entry = episode.transcript[-1]
+        entry.update(obs=obs, reward=reward, action_valid=bool(info.get("action_valid", True)),
+                     progress=float(info.get("progress", 0.0)),
+                     subgoal_completed=bool(info.get("subgoal_completed", False)))
+        if "switch" in info:
+            entry["switch"] = bool(info["switch"])
+        episode.last_info = info
+        episode.wall_s = time.monotonic() - worker.t0
+        return terminated or truncated
+
+    def _act(self, waiting: list[tuple[_Worker, str, dict[str, Any]]], queue: deque[Job],
+             on_done: Callable[[Episode], None]) -> None:
+        groups: dict[Any, list[tuple[_Worker, str, dict[str, Any]]]] = {}
+        for item in waiting:
+            groups.setdefault(item[0].agent.batch_key(), []).append(item)
+        for group in groups.values():
+            agents = [w.agent for w, _, _ in group]
+            try:
+                actions = type(agents[0]).act_batch(agents, [o for _, o, _ in group], [i for _, _, i in group])
+            except Exception as err:  # the agent (or its backend) failed: these episodes fail
+                for worker, _, _ in group:
+                    job, episode = worker.job, worker.episode
+                    self._clear(worker)
+                    self._fail(job, episode, f"agent error: {type(err).__name__}: {err}", queue, on_done)
+                continue
+            for (worker, _, _), action in zip(group, actions, strict=True):
+                worker.episode.transcript.append({"action": action})
+                worker.send(("step", action), self.step_timeout)
+
+    @staticmethod
+    def _fail(job: Job, episode: Episode, reason: str, queue: deque[Job],
+              on_done: Callable[[Episode], None]) -> None:
+        job.attempts += 1
+        if job.attempts < MAX_ATTEMPTS:
+            queue.appendleft(job)
+            return
+        episode.status, episode.error = "error", reason
+        on_done(episode)
