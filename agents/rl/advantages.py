@@ -54,7 +54,7 @@ def _bootstrap(terminated: Tensor, last_values: Tensor | None, like: Tensor) -> 
     """[B, 1] value of the state after each row's last real turn: 0 if terminated, else `last_values`."""
     if last_values is None:
         return torch.zeros_like(like[:, :1])
-    return (last_values.detach().to(like.dtype) * ~terminated.bool())[:, None]
+    return last_values.detach().to(like.dtype).masked_fill(terminated.bool(), 0.0)[:, None]
 
 
 def _next(x: Tensor) -> Tensor:
