@@ -1,0 +1,18 @@
+"""ALFWorld game engines. Each takes a game definition and exposes `reset()` and `step(command)`,
+returning an `EngineState`; `engine="textworld"` is the reference (TextWorld's PDDL engine)."""
+
+from hiper_envs.alfworld.engine.base import EngineState, Fact
+
+ENGINES = ("textworld",)
+
+
+def make_engine(name: str, game: dict):
+    """Build the engine `name` for one game (a `game.tw-pddl` dict). Imports it lazily."""
+    if name == "textworld":
+        from hiper_envs.alfworld.engine.textworld_engine import TextWorldEngine
+
+        return TextWorldEngine(game)
+    raise ValueError(f"unknown engine {name!r}; valid choices: {', '.join(map(repr, ENGINES))}")
+
+
+__all__ = ["ENGINES", "EngineState", "Fact", "make_engine"]
