@@ -1,0 +1,217 @@
+"""The product catalogue: reads WebShop's raw files and derives products as the original loader does.
+
+Raw files (REFERENCE B.5), plain ``.json`` or gzip-compressed ``.json.gz``:
+
+* ``items_shuffle*.json``: list of products ``{asin, name, full_description, small_description,
+  pricing, images, customization_options, category, query, product_category}``;
+* ``items_ins_v2*.json``: ``{asin: {attributes, instruction, instruction_attributes}}``;
+* ``items_human_ins*.json`` (optional): ``{asin: [{instruction, instruction_attributes,
+  instruction_options}]}``.
+
+Derivation rules kept from the original: ASINs that are ``"nan"``, longer than 10 characters or
+repeated are skipped; option names and values are lowercased, values stripped and ``/`` becomes
+`` | ``; a missing price is ``$100.0``; a price range keeps its first two bounds and the product's
+price is drawn uniformly in it (with a fixed-seed RNG here, unseeded in the original); products
+without attributes get ``["DUMMY_ATTR"]``; the query is lowercased and stripped.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import random
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+BUNDLED_DIR = Path(__file__).parent / "data"
+FILE_PATTERNS = {"products": "items_shuffle", "attributes": "items_ins_v2", "human": "items_human_ins"}
+PRICE_SEED = 0
+
+
+class CatalogError(ValueError):
+    """A data file is missing or does not have WebShop's format; the message names the file."""
+
+
+@dataclass(frozen=True)
+class HumanInstruction:
+    instruction: str
+    attributes: tuple[str, ...]
+    options: tuple[str, ...]
+
+
+@dataclass
+class Product:
+    """One product as the pages and the reward see it (the original's derived fields)."""
+
+    asin: str
+    title: str
+    description: str
+    bullet_points: list[str]
+    pricing: list[float]
+    price_tag: str
+    price: float
+    options: dict[str, list[str]]
+    attributes: list[str]
+    category: str
+    query: str
+    product_category: str
+    main_image: str
+    rank: int
+    instruction_text: str | None = None
+    instruction_attributes: list[str] = field(default_factory=list)
+    human_instructions: list[HumanInstruction] = field(default_factory=list)
+
+
+def cache_root() -> Path:
+    """Where derived data (search indexes) go: ``$HIPER_BENCH_CACHE`` or the user's cache dir."""
+    if os.environ.get("HIPER_BENCH_CACHE"):
+        return Path(os.environ["HIPER_BENCH_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "hiper-bench"
+
+
+def find_data_files(data_dir: str | os.PathLike) -> dict[str, Path]:
+    """Locate the raw files in `data_dir` (``products`` and ``attributes`` required)."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise CatalogError(f"WebShop data_dir {str(data_dir)!r} is not a directory")
+    found: dict[str, Path] = {}
+    for key, stem in FILE_PATTERNS.items():
+        matches = sorted(p for p in data_dir.iterdir() if re.fullmatch(rf"{stem}.*\.json(\.gz)?", p.name))
+        exact = [p for p in matches if p.name in (f"{stem}.json", f"{stem}.json.gz")]
+        if len(matches) > 1 and len(exact) == 1:
+            matches = exact
+        if len(matches) > 1:
+            names = ", ".join(p.name for p in matches)
+            raise CatalogError(f"several {stem}*.json files in {data_dir} ({names}); keep one")
+        if matches:
+            found[key] = matches[0]
+        elif key != "human":
+            raise CatalogError(f"no {stem}*.json file in WebShop data_dir {data_dir}")
+    return found
+
+
+def content_hash(paths: list[Path]) -> str:
+    """A short hash of the files' names and bytes: keys the caches built from them."""
+    digest = hashlib.blake2b(digest_size=12)
+    for path in sorted(paths):
+        digest.update(path.name.encode() + b"\0")
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def read_json(path: Path) -> Any:
+    """Load one raw file, raising CatalogError that names it when it is unreadable."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CatalogError(f"{path}: not a readable WebShop JSON file ({e})") from e
+
+
+def parse_pricing(pricing: str | None) -> tuple[list[float], str]:
+    """``"$12.99 - $19.99"`` -> ``([12.99, 19.99], "$12.99 to $19.99")``; missing -> 100.0."""
+    if not pricing:
+        return [100.0], "$100.0"
+    values = [float(Decimal(re.sub(r"[^\d.]", "", part))) for part in pricing.split("$")[1:]]
+    if not values:
+        raise InvalidOperation(pricing)
+    if len(values) == 1:
+        return values, f"${values[0]}"
+    return values[:2], f"${values[0]} to ${values[1]}"
+
+
+def _options(raw: dict | None) -> dict[str, list[str]]:
+    options: dict[str, list[str]] = {}
+    for name, contents in (raw or {}).items():
+        if contents is None:
+            continue
+        options[name.lower()] = [c["value"].strip().replace("/", " | ").lower() for c in contents]
+    return options
+
+
+class Catalog:
+    """Products derived from the raw files, with the instructions the goals are made from."""
+
+    def __init__(self, files: dict[str, Path]):
+        self.files = files
+        self.content_hash = content_hash(list(files.values()))
+        raw_products = read_json(files["products"])
+        attributes = read_json(files["attributes"])
+        human = read_json(files["human"]) if "human" in files else {}
+        if (
+            not isinstance(raw_products, list)
+            or not isinstance(attributes, dict)
+            or not isinstance(human, dict)
+        ):
+            raise CatalogError(f"{files['products']}: expected a list of products and dicts keyed by ASIN")
+        self.products: list[Product] = []
+        self.by_asin: dict[str, Product] = {}
+        price_rng = random.Random(PRICE_SEED)
+        for raw in raw_products:
+            try:
+                product = self._derive(raw, attributes, human, price_rng)
+            except (KeyError, TypeError, AttributeError, IndexError, InvalidOperation) as e:
+                asin = raw.get("asin") if isinstance(raw, dict) else None
+                raise CatalogError(f"{files['products']}: product {asin!r} is malformed ({e!r})") from e
+            if product is not None:
+                self.by_asin[product.asin] = product
+                self.products.append(product)
+        self.by_attribute: dict[str, list[Product]] = defaultdict(list)
+        self.by_category: dict[str, list[Product]] = defaultdict(list)
+        self.by_query: dict[str, list[Product]] = defaultdict(list)
+        for product in self.products:
+            for attribute in product.attributes:
+                self.by_attribute[attribute].append(product)
+            self.by_category[product.category].append(product)
+            self.by_query[product.query].append(product)
+
+    @classmethod
+    def load(cls, data_dir: str | os.PathLike | None = None) -> Catalog:
+        """The bundled synthetic catalogue (None) or the original files found in `data_dir`."""
+        return cls(find_data_files(BUNDLED_DIR if data_dir is None else data_dir))
+
+    def _derive(self, raw: dict, attributes: dict, human: dict, price_rng: random.Random) -> Product | None:
+        asin = raw["asin"]
+        if asin == "nan" or len(asin) > 10 or asin in self.by_asin:
+            return None
+        pricing, price_tag = parse_pricing(raw.get("pricing"))
+        price = pricing[0] if len(pricing) == 1 else price_rng.uniform(*pricing[:2])
+        small = raw["small_description"]
+        info = attributes.get(asin) or {}
+        images = raw.get("images") or [""]
+        return Product(
+            asin=asin,
+            title=raw["name"],
+            description=raw["full_description"],
+            bullet_points=list(small) if isinstance(small, list) else [small],
+            pricing=pricing,
+            price_tag=price_tag,
+            price=price,
+            options=_options(raw["customization_options"]),
+            attributes=list(info["attributes"]) if "attributes" in info else ["DUMMY_ATTR"],
+            category=raw["category"],
+            query=raw["query"].lower().strip(),
+            product_category=raw["product_category"],
+            main_image=images[0] or "",
+            rank=len(self.products),
+            instruction_text=info.get("instruction"),
+            instruction_attributes=list(info.get("instruction_attributes") or []),
+            human_instructions=[
+                HumanInstruction(
+                    h["instruction"],
+                    tuple(h["instruction_attributes"]),
+                    tuple(h.get("instruction_options") or ()),
+                )
+                for h in human.get(asin, [])
+            ],
+        )
