@@ -56,3 +56,37 @@ def check_env_id(env_id: str) -> None:
     if name not in gym.registry:
         known = ", ".join(hiper_envs.ENV_IDS)
         raise HarnessError(f"unknown env id {env_id!r}; HiPER ids: {known}")
+
+
+# SPEC 2: each env's splits, the evaluation split (the default of `run`) first.
+SPLITS = {
+    "HiPER/ALFWorld-v0": ("valid_unseen", "valid_seen", "train"),
+    "HiPER/WebShop-v0": ("test", "eval", "train"),
+    "HiPER/WebShop-Browser-v0": ("test", "eval", "train"),
+}
+
+
+def default_split(env_id: str) -> str:
+    """The evaluation split of a HiPER env; other envs must be given one."""
+    splits = SPLITS.get(env_id.rsplit(":", 1)[-1])
+    if splits is None:
+        raise HarnessError(f"env {env_id!r} has no default split: pass --split")
+    return splits[0]
+
+
+def check_split(env_id: str, split: str) -> None:
+    splits = SPLITS.get(env_id.rsplit(":", 1)[-1])
+    if splits is not None and split not in splits:
+        raise HarnessError(f"{env_id} has no split {split!r}; splits: {', '.join(splits)}")
+
+
+def count_tasks(env_id: str, split: str) -> int | str:
+    """How many tasks the split has, or why the env cannot be built here (a missing extra, say)."""
+    try:
+        env = EnvSpec(env_id, {"split": split}).make()
+    except Exception as err:  # shown to the user as the env's status; `envs` must list every id
+        return f"unavailable ({type(err).__name__}: {err})"
+    try:
+        return len(env.unwrapped.task_ids)
+    finally:
+        env.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import yaml
 import hiper_envs
 from agents import agent_class, make_agent
 from agents.base import Agent
-from harness.envspec import EnvSpec, check_env_id
+from harness.envspec import EnvSpec, check_env_id, check_split
 from harness.errors import HarnessError
 from harness.progress import EpisodeProgress
 from harness.runner import Episode, Job, Pool
@@ -121,6 +122,7 @@ def check_kwargs(kwargs: Any, where: str) -> dict[str, Any]:
 
 def make_env_entry(env_id: str, split: str, kwargs: Any = None, max_steps: Any = None) -> EnvEntry:
     check_env_id(env_id)
+    check_split(env_id, split)
     if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
         raise HarnessError(f"max_steps must be a positive integer, got {max_steps!r}")
     return EnvEntry(env_id, str(split), check_kwargs(kwargs or {}, env_id), max_steps)
@@ -185,6 +187,8 @@ class Summary:
     ran: int = 0
     succeeded: int = 0
     errors: int = 0
+    steps: int = 0
+    seconds: float = 0.0  # playing episodes, after workers started and envs were built
 
 
 def _row(run: Run, spec: EnvSpec, index: int, episode: Episode) -> dict[str, Any]:
@@ -197,50 +201,64 @@ def _row(run: Run, spec: EnvSpec, index: int, episode: Episode) -> dict[str, Any
     }
 
 
-def execute(runs: list[Run], store: Store, workers: int = 1, step_timeout: float = 60.0,
-            progress: bool = True, backend: str = "local") -> Summary:
-    """Play every episode of `runs` not yet stored; each finished one is committed as it ends."""
-    if backend not in EXECUTORS:
-        raise HarnessError(f"backend {backend!r} is not available; choose from {', '.join(EXECUTORS)}")
-    summary = Summary()
-    specs = {run: run.spec() for run in runs}
-    todo = [run for run in runs if run.episodes is None or len(store.done(run.run_id)) < run.episodes]
-    summary.skipped = sum(run.episodes or 0 for run in runs if run not in todo)
-    if not todo:
-        return summary
-    prototypes: dict[str, Agent] = {}
-    for run in todo:  # one agent per config and env, shared by the seeds (an LLM loads once)
+def build_agents(runs: list[Run]) -> dict[Run, Agent]:
+    """One agent per (agent config, env), shared by the runs that differ only in seed (an LLM loads once)."""
+    built: dict[str, Agent] = {}
+    agents = {}
+    for run in runs:
         key = dumps([run.agent_config, run.env.env_id])
-        if key not in prototypes:
+        if key not in built:
             try:
-                prototypes[key] = make_agent(run.agent.name, run.env.env_id, **run.agent.kwargs)
+                built[key] = make_agent(run.agent.name, run.env.env_id, **run.agent.kwargs)
             except (TypeError, ValueError) as err:
                 raise HarnessError(f"agent {run.agent.name!r}: {err}") from err
-    with EXECUTORS[backend](workers, step_timeout=step_timeout) as pool:
-        task_ids = pool.task_ids(specs[run] for run in todo)
-        jobs = []
-        for run in todo:
-            done = store.done(run.run_id)
-            order = task_order(task_ids[specs[run].key], run.seed, run.episodes)
-            summary.skipped += len(done)
-            agent = prototypes[dumps([run.agent_config, run.env.env_id])]
-            for index, task_id in enumerate(order):
-                if index not in done:
-                    env_seed = episode_seed(run.seed, index)
-                    jobs.append(Job(specs[run], task_id, env_seed, agent, env_seed, tag=(run, index)))
-        summary.planned = len(jobs)
+        agents[run] = built[key]
+    return agents
 
-        with EpisodeProgress(len(jobs), "episodes", enabled=progress) as bar:
-            def on_done(episode: Episode) -> None:
-                run, index = episode.job.tag
-                row = _row(run, specs[run], index, episode)
-                store.add(row)
-                summary.ran += 1
-                summary.errors += episode.status == "error"
-                summary.succeeded += bool(row["success"]) and episode.status == "ok"
-                bar.advance(bool(row["success"]) and episode.status == "ok", summary.errors)
 
-            pool.run(jobs, on_done)
+def execute(runs: list[Run], db: str | Path, workers: int = 1, step_timeout: float = 60.0,
+            progress: bool = True, backend: str = "local") -> Summary:
+    """Play every episode of `runs` not yet stored in `db`; each one is committed as it ends.
+
+    Everything that can be checked is checked before the database is opened or created.
+    """
+    if backend not in EXECUTORS:
+        raise HarnessError(f"backend {backend!r} is not available; choose from {', '.join(EXECUTORS)}")
+    specs = {run: run.spec() for run in runs}
+    agents = build_agents(runs)
+    summary = Summary()
+    with Store(db) as store:
+        todo = [run for run in runs if run.episodes is None or len(store.done(run.run_id)) < run.episodes]
+        summary.skipped = sum(run.episodes or 0 for run in runs if run not in todo)
+        if not todo:
+            return summary
+        with EXECUTORS[backend](workers, step_timeout=step_timeout) as pool:
+            task_ids = pool.task_ids(specs[run] for run in todo)
+            jobs = []
+            for run in todo:
+                done = store.done(run.run_id)
+                summary.skipped += len(done)
+                for index, task_id in enumerate(task_order(task_ids[specs[run].key], run.seed, run.episodes)):
+                    if index not in done:
+                        env_seed = episode_seed(run.seed, index)
+                        jobs.append(Job(specs[run], task_id, env_seed, agents[run], env_seed, tag=(run, index)))
+            summary.planned = len(jobs)
+
+            with EpisodeProgress(len(jobs), "episodes", enabled=progress) as bar:
+                def on_done(episode: Episode) -> None:
+                    run, index = episode.job.tag
+                    row = _row(run, specs[run], index, episode)
+                    store.add(row)
+                    won = bool(row["success"]) and episode.status == "ok"
+                    summary.ran += 1
+                    summary.steps += row["steps"]
+                    summary.errors += episode.status == "error"
+                    summary.succeeded += won
+                    bar.advance(won, summary.errors)
+
+                t0 = time.perf_counter()
+                pool.run(jobs, on_done)
+                summary.seconds = time.perf_counter() - t0
     return summary
 
 
