@@ -238,17 +238,19 @@ def _group_index(groups: GroupIds, device: torch.device) -> Tensor:
     return torch.tensor([index.setdefault(g, len(index)) for g in groups], dtype=torch.long, device=device)
 
 
+def _group_sum(x: Tensor, index: Tensor) -> Tensor:
+    """Per-group sums of the 1-D `x`, read back at each member: `out[i] = sum_{j: g_j = g_i} x_j`."""
+    n_groups = int(index.max()) + 1 if index.numel() else 0
+    return torch.zeros(n_groups, dtype=x.dtype, device=x.device).index_add_(0, index, x)[index]
+
+
 def _normalise_in_groups(x: Tensor, index: Tensor, normalize_std: bool) -> Tensor:
     """`x - mean(x)` within each group (x and index 1-D), divided by `std + 1e-6` (unbiased) if
     `normalize_std`; members of a group of one get 0."""
-    n_groups = int(index.max()) + 1 if index.numel() else 0
-    count = torch.zeros(n_groups, dtype=x.dtype, device=x.device).index_add_(0, index, torch.ones_like(x))
-    mean = torch.zeros_like(count).index_add_(0, index, x) / count
-    centred = x - mean[index]
-    n = count[index]
+    n = _group_sum(torch.ones_like(x), index)
+    centred = x - _group_sum(x, index) / n
     if normalize_std:
-        var = torch.zeros_like(count).index_add_(0, index, centred**2)[index] / (n - 1).clamp(min=1)
-        centred = centred / (var.sqrt() + 1e-6)
+        centred = centred / ((_group_sum(centred**2, index) / (n - 1).clamp(min=1)).sqrt() + 1e-6)
     return torch.where(n > 1, centred, 0.0)
 
 
@@ -271,13 +273,8 @@ def rloo(returns: Tensor, groups: GroupIds) -> Tensor:
     """
     returns = returns.detach()
     index = _group_index(groups, returns.device)
-    n_groups = int(index.max()) + 1 if index.numel() else 0
-    count = torch.zeros(n_groups, dtype=returns.dtype, device=returns.device).index_add_(
-        0, index, torch.ones_like(returns)
-    )
-    total = torch.zeros_like(count).index_add_(0, index, returns)
-    n = count[index]
-    baseline = (total[index] - returns) / (n - 1).clamp(min=1)
+    n = _group_sum(torch.ones_like(returns), index)
+    baseline = (_group_sum(returns, index) - returns) / (n - 1).clamp(min=1)
     return torch.where(n > 1, returns - baseline, 0.0)
 
 
