@@ -31,6 +31,7 @@ from hiper_envs.webshop.pages import (
     Node,
     Urls,
     View,
+    admissible_actions,
     clickables,
     nodes,
     to_html,
@@ -169,8 +170,7 @@ class Session:
 
     def admissible_actions(self) -> list[str]:
         """``search[<query>]`` on the search page, plus ``click[x]`` for every clickable x."""
-        actions = ["search[<query>]"] if self.kind == "search" else []
-        return actions + [f"click[{c}]" for c in self.clickables() if c != SEARCH_BUTTON.lower()]
+        return admissible_actions(self.nodes, self.kind == "search")
 
     def observe(self, mode: str, session_id: str = "env") -> str:
         if mode == "text":

@@ -59,7 +59,7 @@ class View:
         return SUB_PAGES if self.show_attributes else SUB_PAGES[:3]
 
 
-def _as_parsed(text: str) -> str | None:
+def as_parsed(text: str) -> str | None:
     """The string BeautifulSoup's html.parser keeps for element text `text` (None: no string)."""
     if not text:
         return None
@@ -111,7 +111,7 @@ def nodes(v: View) -> list[Node]:
             ("text", "Your score (min 0.0, max 1.0)"),
             ("text", str(v.score)),
         ]
-    return [(kind, s) for kind, text in out if (s := _as_parsed(text)) is not None]
+    return [(kind, s) for kind, text in out if (s := as_parsed(text)) is not None]
 
 
 def to_text(page_nodes: list[Node]) -> str:
@@ -149,6 +149,12 @@ def clickables(page_nodes: list[Node]) -> list[str]:
     ]
     names += [t for k, t in page_nodes if k == "option"]
     return list(dict.fromkeys(names))
+
+
+def admissible_actions(page_nodes: list[Node], has_search_bar: bool) -> list[str]:
+    """``search[<query>]`` where a search bar is, plus ``click[x]`` for every clickable but Search."""
+    actions = ["search[<query>]"] if has_search_bar else []
+    return actions + [f"click[{c}]" for c in clickables(page_nodes) if c != SEARCH_BUTTON.lower()]
 
 
 class Urls:

@@ -20,6 +20,7 @@ not end in an adjective suffix (-less, -ful, -ous, -able, -ible). ``noun_source(
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
@@ -63,12 +64,11 @@ def _spacy():
     global _spacy_nlp, _spacy_checked
     if not _spacy_checked:
         _spacy_checked = True
-        try:
+        # importing spaCy takes seconds: only when the model package is there
+        if importlib.util.find_spec("en_core_web_sm") is not None:
             import spacy
 
             _spacy_nlp = spacy.load("en_core_web_sm")
-        except (ImportError, OSError):
-            _spacy_nlp = None
     return _spacy_nlp
 
 
