@@ -36,9 +36,11 @@ def direct(env_id: str, split: str, episodes: int, seed: int = 0) -> Throughput:
     run = Run(make_env_entry(env_id, split), make_agent_entry("expert"), seed, episodes)
     env = run.spec().make()
     agent = make_agent("expert", env_id)
+    tasks = task_order(list(env.unwrapped.task_ids), seed, episodes)
+    env.reset(options={"task_id": tasks[0]})  # untimed warm-up, as the harness's workers do
     steps = 0
     t0 = time.perf_counter()
-    for task_id in task_order(list(env.unwrapped.task_ids), seed, episodes):
+    for task_id in tasks:
         obs, info = env.reset(options={"task_id": task_id})
         agent.reset(info["task"], info)
         done = False

@@ -82,11 +82,12 @@ def check_split(env_id: str, split: str) -> None:
 
 def count_tasks(env_id: str, split: str) -> int | str:
     """How many tasks the split has, or why the env cannot be built here (a missing extra, say)."""
+    env = None
     try:
         env = EnvSpec(env_id, {"split": split}).make()
+        return len(env.unwrapped.task_ids)
     except Exception as err:  # shown to the user as the env's status; `envs` must list every id
         return f"unavailable ({type(err).__name__}: {err})"
-    try:
-        return len(env.unwrapped.task_ids)
     finally:
-        env.close()
+        if env is not None:
+            env.close()

@@ -58,7 +58,7 @@ class Episode:
 
     def metrics(self) -> dict[str, Any]:
         """Outcome and behaviour counts from SPEC 2.1 (and SPEC 3 for wrapped envs) `info` keys."""
-        steps = self.transcript
+        steps = [s for s in self.transcript if "obs" in s]  # a failed step has an action and no reply
         info = self.last_info or self.first_info
         switches = sum(bool(s.get("switch")) for s in steps)
         aligned = sum(bool(s.get("switch")) and bool(prev.get("subgoal_completed"))
@@ -102,7 +102,10 @@ def _worker_main(conn: Connection) -> None:
             if msg[0] == "close":
                 break
             if msg[0] == "ids":
-                conn.send(("ids", list(get(msg[1]).unwrapped.task_ids)))
+                env = get(msg[1])
+                ids = list(env.unwrapped.task_ids)
+                env.reset(options={"task_id": ids[0]})  # warm up: engines may load lazily on first reset
+                conn.send(("ids", ids))
             elif msg[0] == "reset":
                 env = get(msg[1])
                 obs, info = env.reset(seed=msg[3], options={"task_id": msg[2]})
@@ -204,12 +207,20 @@ class Pool:
         raise WorkerFailure("worker timed out")
 
     def task_ids(self, specs: Iterable[EnvSpec]) -> dict[str, list[str]]:
-        """The split's task ids of each spec, asked of the workers in parallel (this builds the envs)."""
-        pending = {spec.key: spec for spec in specs}
+        """The split's task ids of each spec, asked of the workers in parallel.
+
+        This builds the envs before any episode starts. When they fit in a worker's cache every
+        worker builds every env, so no episode later waits for a (possibly slow) build.
+        """
+        unique = list({spec.key: spec for spec in specs}.values())
+        if len(unique) <= ENV_CACHE:
+            shares = [unique for _ in self.workers]
+        else:
+            shares = [unique[i::self.size] for i in range(self.size)]
         result: dict[str, list[str]] = {}
-        for batch_start in range(0, len(pending), self.size):
-            batch = list(pending.values())[batch_start:batch_start + self.size]
-            asked = list(zip(self.workers, batch, strict=False))
+        for turn in range(max(len(share) for share in shares)):
+            asked = [(worker, share[turn]) for worker, share in zip(self.workers, shares, strict=True)
+                     if turn < len(share)]
             for worker, spec in asked:
                 worker.send(("ids", spec), self.setup_timeout)
             for worker, spec in asked:
