@@ -6,7 +6,14 @@ import fakeenv  # noqa: F401  (registers Fake/Corridor-v0)
 import gymnasium as gym
 import pytest
 
-from hiper_envs.wrappers import FormatError, PlanExecute, PlanStep, advance, format_plan_execute, parse_plan_execute
+from hiper_envs.wrappers import (
+    FormatError,
+    PlanExecute,
+    PlanStep,
+    advance,
+    format_plan_execute,
+    parse_plan_execute,
+)
 
 
 @pytest.mark.parametrize("text, expected", [

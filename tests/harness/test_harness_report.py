@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from itertools import pairwise
 
 import pytest
 from conftest import fake_run
@@ -47,7 +48,7 @@ def test_report_numbers(report):
     assert pair["pairs"] == 6 and pair["a_only"] + pair["both"] == 6
     assert pair["p_value"] == pytest.approx(mcnemar_exact(pair["a_only"], pair["b_only"]))
     expert_curve = next(c for c in report["curves"] if c["agent"] == "expert")["progress"]
-    assert expert_curve[-1] == 1.0 and all(a <= b for a, b in zip(expert_curve, expert_curve[1:]))
+    assert expert_curve[-1] == 1.0 and all(a <= b for a, b in pairwise(expert_curve))
 
 
 def test_report_and_leaderboard_files(report, tmp_path):
