@@ -60,7 +60,7 @@ class WebShopEnv(gym.Env):
     * v0: first version.
     """
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
     def __init__(
         self,
