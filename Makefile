@@ -11,9 +11,14 @@ $(VENV)/.installed: pyproject.toml constraints.txt scripts/install.sh
 
 install: $(VENV)/.installed
 
+# Optional: AGENT=react AGENT_KWARGS='{"backend": "openai", "backend_kwargs": {...}}' adds an LLM agent.
+AGENT ?=
+AGENT_KWARGS ?=
 main: install
-	$(BIN)/hiper-bench sweep harness/configs/sweeps/quick.yaml --db runs/results.sqlite
+	$(BIN)/hiper-bench sweep harness/configs/sweeps/quick.yaml --db runs/results.sqlite \
+		$(if $(AGENT),--agent '$(AGENT)') $(if $(AGENT_KWARGS),--agent-kwargs '$(AGENT_KWARGS)')
 	$(BIN)/hiper-bench leaderboard --db runs/results.sqlite --out runs/leaderboard
+	@echo "report: runs/leaderboard/report/report.html  leaderboard: runs/leaderboard/index.html"
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -35,7 +35,8 @@ def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
     denom = 1 + z * z / n
     center = (p + z * z / (2 * n)) / denom
     half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return (max(0.0, center - half), min(1.0, center + half))
+    # Clamped so rounding never puts the estimate outside its own interval.
+    return (min(p, max(0.0, center - half)), max(p, min(1.0, center + half)))
 
 
 def mcnemar_exact(a_only: int, b_only: int) -> float:
@@ -45,8 +46,13 @@ def mcnemar_exact(a_only: int, b_only: int) -> float:
     return float(binomtest(a_only, a_only + b_only, 0.5).pvalue)
 
 
-def task_set(env_config: str) -> str:
-    """Which tasks a row ran on: the bundled synthetic ones unless the env was given `data_dir`."""
+def task_set(env_config: str, task_hash: str) -> str:
+    """Which tasks a row ran on. A hash that names its provenance ("synth:..." for generated tasks,
+    another scheme such as "sha256:..." for dataset files) decides; otherwise the bundled data is
+    synthetic unless the env was given `data_dir`."""
+    scheme, sep, _ = task_hash.partition(":")
+    if sep:
+        return BUNDLED if scheme == "synth" else ORIGINAL
     return BUNDLED if json.loads(env_config)["kwargs"].get("data_dir") is None else ORIGINAL
 
 
@@ -70,7 +76,7 @@ def _curve(transcripts: pd.Series) -> list[float]:
 
 def build_report(frame: pd.DataFrame) -> dict[str, Any]:
     """Everything the report shows, from the store's rows (with transcripts) alone."""
-    frame = frame.assign(task_set=frame["env_config"].map(task_set))
+    frame = frame.assign(task_set=[task_set(c, h) for c, h in zip(frame["env_config"], frame["task_hash"], strict=True)])
     ok = frame[frame["status"] == "ok"]
     errors = frame[frame["status"] != "ok"].groupby(GROUP).size()
     groups, by_type, hierarchical, curves = [], [], [], []
