@@ -18,7 +18,7 @@ import itertools
 import json
 import random
 from collections import Counter
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 from hiper_envs.webshop.catalog import Catalog, Product
 
@@ -62,7 +62,9 @@ def _price_bound(price: float, rng: random.Random) -> tuple[float, str]:
     return upper, f", and price lower than {upper:.2f} dollars"
 
 
-def _goal(product: Product, text: str, attributes, price_upper, options, named: bool) -> Goal:
+def _goal(
+    product: Product, text: str, attributes, price_upper, options, named: bool, weight: float = 1.0
+) -> Goal:
     return Goal(
         asin=product.asin,
         name=product.title,
@@ -74,26 +76,33 @@ def _goal(product: Product, text: str, attributes, price_upper, options, named: 
         price_upper=price_upper,
         goal_options=tuple(options),
         options_named=named,
-        weight=1.0,
+        weight=weight,
     )
 
 
 def synthetic_goals(catalog: Catalog) -> list[Goal]:
     """Goals in catalogue order before the shuffle, weighted by mean inverse attribute frequency."""
     rng = random.Random(PRICE_BOUND_SEED)
+    chosen = [p for p in catalog.products if p.instruction_text is not None and p.instruction_attributes]
+    bounds = [_price_bound(p.price, rng) for p in chosen]
+    counts: Counter = Counter()
+    for product in chosen:
+        n_goals = 1
+        for values in product.options.values():
+            n_goals *= len(values)
+        for attribute in product.instruction_attributes:
+            counts[attribute] += n_goals
     goals: list[Goal] = []
-    for product in catalog.products:
-        if product.instruction_text is None or not product.instruction_attributes:
-            continue
-        price_upper, price_text = _price_bound(product.price, rng)
+    for product, (price_upper, price_text) in zip(chosen, bounds, strict=True):
+        attributes = product.instruction_attributes
+        weight = sum(1.0 / counts[a] for a in attributes) / len(attributes)
         names = sorted(product.options)
         for combination in itertools.product(*(product.options[n] for n in names)):
             pairs = list(zip(names, combination, strict=True))
             option_text = ", and ".join(f"{n}: {v}" for n, v in pairs)
             text = product.instruction_text + (f" with {option_text}" if option_text else "") + price_text
-            goals.append(_goal(product, text, product.instruction_attributes, price_upper, pairs, True))
-    counts = Counter(a for g in goals for a in g.attributes)
-    return [replace(g, weight=sum(1.0 / counts[a] for a in g.attributes) / len(g.attributes)) for g in goals]
+            goals.append(_goal(product, text, attributes, price_upper, pairs, True, weight))
+    return goals
 
 
 def human_goals(catalog: Catalog) -> list[Goal]:
