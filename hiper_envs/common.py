@@ -5,22 +5,64 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
+import numpy as np
 from gymnasium import spaces
+from gymnasium.vector.utils import read_from_shared_memory
 
 T = TypeVar("T")
 
 REWARD_MODES = ("sparse", "progress")
 
 # Observations are page or game text: printable characters of the Basic Multilingual Plane plus
-# line breaks and tabs. Gymnasium's default Text charset is alphanumeric only.
-TEXT_CHARSET = frozenset(
-    [chr(i) for i in range(0x20, 0xD800) if chr(i).isprintable()] + ["\n", "\t", "\r"]
-)
+# line breaks and tabs. Gymnasium's default Text charset is alphanumeric only. A string, not a
+# set: vector envs share observations as character indices, which must agree across processes.
+TEXT_CHARSET = "\t\n\r" + "".join(chr(i) for i in range(0x20, 0xD800) if chr(i).isprintable())
+
+
+class UnicodeText(spaces.Text):
+    """Gymnasium's Text over TEXT_CHARSET, with a repr that does not print 50k characters."""
+
+    def __init__(self, max_length: int = 100_000, seed: int | None = None) -> None:
+        super().__init__(max_length=max_length, min_length=0, charset=TEXT_CHARSET, seed=seed)
+
+    def __repr__(self) -> str:
+        return f"UnicodeText(max_length={self.max_length})"
+
+
+class SharedTextView(Sequence):
+    """Live view of text observations in an async vector env's shared memory.
+
+    Gymnasium reads the shared buffer once, when the vector env is built, and relies on the result
+    being a view of it; for Text it decodes strings instead, so every later observation would read
+    as the first. This view decodes on access; `deepcopy` (what the vector env returns) gives a tuple.
+    """
+
+    def __init__(self, space: spaces.Text, shared_memory, n: int) -> None:
+        self._space, self._n = space, n
+        self._codes = np.frombuffer(shared_memory.get_obj(), dtype=np.int32).reshape(n, space.max_length)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(self._n)))
+        row = self._codes[index]
+        codes = row[row < len(self._space.character_set)].tolist()
+        return "".join(map(self._space.character_list.__getitem__, codes))
+
+    def __deepcopy__(self, memo) -> tuple[str, ...]:
+        return tuple(self)
+
+
+@read_from_shared_memory.register(UnicodeText)
+def _read_unicode_text(space: UnicodeText, shared_memory, n: int = 1) -> SharedTextView:
+    return SharedTextView(space, shared_memory, n)
 
 
 def text_space(max_length: int = 100_000) -> spaces.Text:
     """A Text space wide enough for any observation or action string an env produces."""
-    return spaces.Text(max_length=max_length, min_length=0, charset=TEXT_CHARSET)
+    return UnicodeText(max_length=max_length)
 
 
 def check_choice(kind: str, value: T, choices: Iterable[T]) -> T:

@@ -109,12 +109,19 @@ def record_to_task(record: dict) -> AlfworldTask:
 
 def load_tasks(split: str, task_types: tuple[str, ...] = TASK_TYPES, data_dir: str | None = None) -> list[AlfworldTask]:
     """Every task of a split, in a fixed order (sorted ids), filtered to `task_types`."""
-    data_dir = data_dir if data_dir is not None else os.environ.get(DATA_ENV_VAR) or None
+    data_dir = data_dir if data_dir is not None else _data_dir_from_env()
     if data_dir is None:
         tasks = [record_to_task(rec) for rec in _bundled_records(split)]
     else:
         tasks = _load_tree(Path(data_dir), split)
     return sorted((t for t in tasks if t.spec.task_type in task_types), key=lambda t: t.task_id)
+
+
+def _data_dir_from_env() -> str | None:
+    """$ALFWORLD_DATA when it holds the real dataset. Importing alfworld sets the variable to an
+    empty cache folder when it is unset, so a value without `json_2.1.1` means "not set"."""
+    value = os.environ.get(DATA_ENV_VAR)
+    return value if value and (Path(value) / "json_2.1.1").is_dir() else None
 
 
 def split_dir(data_dir: Path, split: str) -> Path:

@@ -54,7 +54,7 @@ class ALFWorldEnv(gym.Env[str, str]):
     - v0: initial release.
     """
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
     def __init__(
         self,

@@ -5,11 +5,10 @@ import lzma
 from pathlib import Path
 
 import pytest
+from alfworld_testkit import play
 
 from hiper_envs.alfworld import dataset
 from hiper_envs.alfworld.dataset import load_tasks
-
-from .conftest import play
 
 
 def write_game(root: Path, split: str, folder: str, task, solvable: bool = True) -> Path:

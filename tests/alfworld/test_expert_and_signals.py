@@ -1,10 +1,9 @@
 """The expert wins every sampled task, and the subgoal signals agree with the engine's win flag."""
 
 import pytest
+from alfworld_testkit import play, sample_task_ids
 
 from hiper_envs.alfworld.world import TASK_TYPES
-
-from .conftest import play, sample_task_ids
 
 CASES = [(split, task_id) for split in ("valid_seen", "valid_unseen") for task_id in sample_task_ids(split)]
 
