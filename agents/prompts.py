@@ -19,7 +19,8 @@ ALFWORLD_GUIDE = (
 WEBSHOP_GUIDE = (
     "You shop on a web store for a user. Search for products, open a promising one, choose the options "
     "the instruction asks for, and click Buy Now when the product matches. Price limits matter. "
-    "Only the listed admissible actions work: search[...] where a search box is shown, click[...] otherwise."
+    "Only the listed admissible actions work: click[...] exactly as listed, and search[<query>] with your "
+    "own words in place of <query>."
 )
 GENERIC_GUIDE = "You act in a text environment to accomplish a task. Only the listed admissible actions work."
 

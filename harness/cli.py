@@ -86,9 +86,10 @@ def run(
     no_progress: NoProgress = False,
 ) -> None:
     """Run one agent on one env split; rerunning the same command resumes it."""
-    from harness.envspec import default_split
+    from harness.envspec import check_env_id, default_split
     from harness.sweep import Run, check_episodes, execute, make_agent_entry, make_env_entry, parse_json_arg
 
+    check_env_id(env)  # before anything else: a wrong id is the likeliest mistake
     entry = make_env_entry(env, split or default_split(env), parse_json_arg(env_kwargs, "--env-kwargs"), max_steps)
     the_run = Run(entry, make_agent_entry(agent, parse_json_arg(agent_kwargs, "--agent-kwargs"), label), seed,
                   check_episodes(episodes))

@@ -19,6 +19,7 @@ MAX_OUTPUT_CHARS = 8_000
 MAX_FIELD_CHARS = 500
 
 _TAG_CACHE: dict[str, re.Pattern[str]] = {}
+_OUR_TAG = re.compile(r"<\s*/?\s*(?:switch|subgoal|action)\b", re.IGNORECASE)
 
 
 def find_tag(text: str, name: str) -> list[str]:
@@ -68,8 +69,8 @@ def _one(text: str, name: str, required: bool) -> str | None:
     body = " ".join(bodies[0].split())  # newlines and runs of spaces inside a field mean nothing
     if len(body) > MAX_FIELD_CHARS:
         raise FormatError(f"<{name}> is longer than {MAX_FIELD_CHARS} characters")
-    if "<" in body or ">" in body:
-        raise FormatError(f"<{name}> contains a tag")
+    if _OUR_TAG.search(body):  # other angle brackets are fine: "search[shoes < 40 dollars]"
+        raise FormatError(f"<{name}> contains a plan-execute tag")
     return body
 
 

@@ -25,6 +25,8 @@ from hiper_envs.wrappers import (
      PlanStep(False, "heat the mug", "heat mug 1 with microwave 1")),
     # generation cut off before the last closing tag
     ("<switch>switch</switch><subgoal>buy shoes</subgoal><action>search[red shoes]", PlanStep(True, "buy shoes", "search[red shoes]")),
+    # angle brackets that are not our tags belong to the action
+    ("<switch>KEEP</switch><action>search[shoes < 40 dollars]</action>", PlanStep(False, None, "search[shoes < 40 dollars]")),
 ])
 def test_parses_well_formed_and_sloppy(text, expected):
     assert parse_plan_execute(text) == expected

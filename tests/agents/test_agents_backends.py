@@ -1,0 +1,146 @@
+"""LLM backends: `hf` through the real from_pretrained path on a tiny random model, the `openai` client
+against `hiper-bench serve` over real HTTP (and against a flaky server), `vllm` imported lazily."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from agents.backends import make_backend
+from agents.backends.openai import OpenAIBackend
+
+CHAT = [[{"role": "system", "content": "you act"}, {"role": "user", "content": "go to desk 1 or take key"}],
+        [{"role": "user", "content": "search for red shoes"}]]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A randomly initialised 1-layer Llama and a word-level tokenizer, saved like any hub model."""
+    pytest.importorskip("transformers")
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    words = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    words.pre_tokenizer = pre_tokenizers.Whitespace()
+    words.train_from_iterator(
+        ["go to desk 1", "take key from desk 1", "search for red shoes", "<switch>KEEP</switch> <action> look </action>",
+         "user: system: assistant: you act"],
+        trainers.WordLevelTrainer(special_tokens=["[UNK]", "[PAD]", "[EOS]"]))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=words, unk_token="[UNK]", pad_token="[PAD]", eos_token="[EOS]")
+    tokenizer.chat_template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                               "{% if add_generation_prompt %}assistant: {% endif %}")
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096,
+                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    path = tmp_path_factory.mktemp("tiny-llm")
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def hf(tiny_model):
+    return make_backend("hf", model=tiny_model, max_new_tokens=6, batch_size=2)
+
+
+def test_hf_backend_generates_a_batch_greedily(hf):
+    first = hf.generate(CHAT)
+    assert len(first) == 2 and all(isinstance(r, str) for r in first)
+    assert hf.generate(CHAT) == first  # greedy: repeatable
+    assert hf.generate(CHAT[:1]) == first[:1]  # left padding: a prompt's reply does not depend on its batch
+
+
+@pytest.fixture(scope="module")
+def served(hf):
+    from agents.backends.server import make_server
+
+    server = make_server(hf, "tiny", port=0, batch_size=4)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    yield f"http://{host}:{port}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+def test_openai_client_against_hiper_bench_serve(served, hf):
+    import httpx
+
+    assert httpx.get(f"{served}/models").json()["data"][0]["id"] == "tiny"
+    client = OpenAIBackend(served, "tiny", concurrency=4)
+    conversations = CHAT * 3  # six requests in flight at once: the server batches them
+    assert client.generate(conversations) == hf.generate(conversations)
+    bad = httpx.post(f"{served}/chat/completions", json={"model": "tiny", "messages": "hi"})
+    assert bad.status_code == 400 and "messages" in bad.json()["error"]["message"]
+    assert httpx.post(f"{served}/chat/completions", content=b"{not json").status_code == 400
+
+
+def test_react_and_hiper_agents_drive_the_served_model(served):
+    import fakeenv  # noqa: F401
+    import gymnasium as gym
+
+    from agents import make_agent
+    from hiper_envs.wrappers import PlanExecute
+
+    for name in ("react", "hiper"):
+        agent = make_agent(name, fakeenv.ENV_ID, backend="openai",
+                           backend_kwargs={"base_url": served, "model": "tiny"})
+        env = gym.make("fakeenv:Fake/Corridor-v0")
+        env = PlanExecute(env) if agent.wrappers else env
+        obs, info = env.reset(options={"task_id": "test-0"})
+        agent.reset(info["task"], info)
+        for _ in range(3):  # a random model's replies: the episode must go on, with invalid actions counted
+            obs, reward, term, trunc, info = env.step(agent.act(obs, info))
+            assert isinstance(obs, str) and info["action_valid"] in (True, False)
+        assert len(agent.history.pairs) == 2  # the window keeps the last k = 2 pairs
+
+
+class Flaky(BaseHTTPRequestHandler):
+    """Answers 503 and 429 before a good reply, to exercise retries with backoff."""
+
+    calls = 0
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        Flaky.calls += 1
+        status = {1: 503, 2: 429}.get(Flaky.calls, 200)
+        body = json.dumps({"choices": [{"message": {"content": "ok"}}]} if status == 200 else {}).encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_openai_client_retries_transient_errors_then_gives_up():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    try:
+        assert OpenAIBackend(url, "m", backoff=0.01, max_retries=3).generate(CHAT[:1]) == ["ok"]
+        assert Flaky.calls == 3
+        Flaky.calls = 0
+        import httpx
+
+        with pytest.raises(httpx.HTTPStatusError):
+            OpenAIBackend(url, "m", backoff=0.01, max_retries=1).generate(CHAT[:1])
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(Exception, match="Connect|connect|refused"):  # nothing listens there any more
+        OpenAIBackend(url, "m", backoff=0.01, max_retries=1, timeout=2).generate(CHAT[:1])
+
+
+def test_vllm_backend_is_lazy_and_says_what_it_needs():
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        with pytest.raises(RuntimeError, match="vllm extra|hiper-bench\\[vllm\\]"):
+            make_backend("vllm", model="any")
+    else:
+        pytest.skip("vllm is installed: this machine would load a real model")
+    with pytest.raises(ValueError, match="unknown backend"):
+        make_backend("llamacpp")

@@ -1,0 +1,107 @@
+"""The CLI: bad input is one line, exit 2 and nothing written; verify catches tampered rows."""
+
+import sqlite3
+
+import pytest
+from conftest import FAKE
+from typer.testing import CliRunner
+
+from harness.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_every_command_has_help():
+    for command in ("envs", "run", "sweep", "report", "leaderboard", "verify", "bench", "export", "serve"):
+        result = invoke(command, "--help")
+        assert result.exit_code == 0 and "Usage" in result.output
+
+
+@pytest.mark.parametrize("yaml_text, message", [
+    ("envs: [{id: HiPER/WebShop-v0, split: test}]\nagents: [{name: expert}]\nepisodez: 3\n", "unknown key 'episodez'"),
+    ("envs: [{id: HiPER/NoSuch-v0, split: test}]\nagents: [{name: expert}]\n", "unknown env id"),
+    ("envs: [{id: HiPER/WebShop-v0, split: test}]\nagents: [{name: expert}]\nepisodes: -3\n", "positive integer"),
+    ("envs: [{id: HiPER/WebShop-v0, split: test}]\nagents: [{name: wizard}]\n", "unknown agent"),
+    ("envs: [{id: HiPER/WebShop-v0, split: nope}]\nagents: [{name: expert}]\n", "no split 'nope'"),
+    ("envs: !!python/object/apply:os.system ['touch pwned']\nagents: []\n", "invalid YAML"),
+    ("envs: [unclosed\n", "invalid YAML"),
+])
+def test_bad_sweep_config_is_one_line_exit_2_nothing_written(tmp_path, monkeypatch, yaml_text, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.yaml").write_text(yaml_text)
+    result = invoke("sweep", "c.yaml", "--db", "out/r.sqlite")
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]  # no db, no folder, no pwned
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--env", "HiPER/Missing-v0", "--agent", "random"], "unknown env id"),
+    (["--env", FAKE, "--split", "test", "--agent", "random", "--episodes", "-2"], "positive integer"),
+    (["--env", FAKE, "--split", "test", "--agent", "random", "--agent-kwargs", "{oops"], "not valid JSON"),
+    (["--env", FAKE, "--split", "test", "--agent", "random", "--agent-kwargs", '{"temperature": 1}'], "unexpected keyword"),
+    (["--env", FAKE, "--split", "test", "--agent", "expert", "--env-kwargs", '{"expert": false}'], "needs env keyword"),
+])
+def test_bad_run_arguments(tmp_path, args, message):
+    db = tmp_path / "r.sqlite"
+    result = invoke("run", *args, "--db", str(db), "--no-progress")
+    assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not db.exists()
+
+
+@pytest.mark.parametrize("command", ["report", "verify", "leaderboard", "export"])
+def test_corrupt_or_foreign_database(tmp_path, command):
+    foreign = tmp_path / "foreign.sqlite"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER)")
+    corrupt = tmp_path / "corrupt.sqlite"
+    corrupt.write_bytes(b"\x00garbage" * 100)
+    for db, message in ((foreign, "another application"), (corrupt, "not an SQLite database"),
+                        (tmp_path / "missing.sqlite", "no results database")):
+        result = invoke(command, "--db", str(db))
+        assert result.exit_code == 2 and message in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.sqlite", "foreign.sqlite"]
+
+
+def test_run_resumes_verify_passes_then_catches_tampering(tmp_path):
+    db = tmp_path / "r.sqlite"
+    args = ["run", "--env", FAKE, "--split", "test", "--agent", "random", "--episodes", "6", "--db", str(db),
+            "--workers", "2", "--no-progress"]
+    assert invoke(*args).exit_code == 0
+    again = invoke(*args)
+    assert again.exit_code == 0 and "0 episodes played" in again.output and "6 already stored" in again.output
+
+    honest = invoke("verify", "--db", str(db), "--no-progress")
+    assert honest.exit_code == 0 and "6 episodes replayed, 0 mismatched" in honest.output
+
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE episodes SET success = 1, score = 1.0 WHERE episode = 2")
+        conn.execute("UPDATE episodes SET task_hash = 'forged' WHERE episode = 4")
+    tampered = invoke("verify", "--db", str(db), "--no-progress")
+    assert tampered.exit_code == 1
+    assert "episode 2" in tampered.output and "success stored 1, replayed False" in tampered.output
+    assert "episode 4" in tampered.output and "task_hash stored 'forged'" in tampered.output
+    assert "2 mismatched" in tampered.output
+
+
+def test_sweep_report_leaderboard_export(tmp_path):
+    config = tmp_path / "s.yaml"
+    config.write_text(f"envs: [{{id: '{FAKE}', split: test}}]\nagents: [{{name: expert}}, {{name: random, label: rnd}}]\n"
+                      "seeds: [0, 1]\nepisodes: 3\nworkers: 2\n")
+    db = tmp_path / "r.sqlite"
+    result = invoke("sweep", str(config), "--db", str(db), "--no-progress")
+    assert result.exit_code == 0 and "1 envs x 2 agents x 2 seeds = 4 runs" in result.output
+    assert "12 episodes played" in result.output
+    assert invoke("report", "--db", str(db), "--out", str(tmp_path / "rep")).exit_code == 0
+    assert (tmp_path / "rep" / "report.html").exists()
+    assert invoke("leaderboard", "--report", str(tmp_path / "rep" / "report.json"), "--out",
+                  str(tmp_path / "lb")).exit_code == 0
+    assert "rnd" in (tmp_path / "lb" / "leaderboard.md").read_text()
+    assert invoke("export", "--db", str(db), "--out", str(tmp_path / "r.csv")).exit_code == 0
+    assert len((tmp_path / "r.csv").read_text().splitlines()) > 12
+    assert invoke("sweep", str(config), "--db", str(db), "--backend", "ray").exit_code == 2
