@@ -13,6 +13,8 @@ _ENVS = {
     "HiPER/ALFWorld-v0": ("hiper_envs.alfworld.env:ALFWorldEnv", 50),
     "HiPER/WebShop-v0": ("hiper_envs.webshop.env:WebShopEnv", 15),
     "HiPER/WebShop-Browser-v0": ("hiper_envs.webshop.browser_env:WebShopBrowserEnv", 15),
+    # A small keys-and-doors text task made to show learning on a CPU in minutes.
+    "HiPER/KeyDoor-v0": ("hiper_envs.keydoor.env:KeyDoorEnv", 30),
 }
 
 for _env_id, (_entry_point, _max_steps) in _ENVS.items():
