@@ -189,22 +189,23 @@ class Pool:
         return self._read(worker, ready)
 
     def _read(self, worker: _Worker, ready: list) -> tuple:
+        msg: tuple | None = None
         if worker.conn in ready or worker.conn.poll():
             try:
                 msg = worker.conn.recv()
-            except (EOFError, OSError):
-                msg = None
-            if msg is not None and msg[0] != "error":
-                return msg
-            if msg is not None:  # the env raised: the process is fine, its env state is not trusted
-                self._replace(worker)
-                raise WorkerFailure(msg[1])
-        if not worker.process.is_alive() or worker.conn.closed:
-            code = worker.process.exitcode
-            self._replace(worker)
-            raise WorkerFailure(f"worker died (exit code {code})")
+            except (EOFError, OSError):  # the pipe closed: the process is dying
+                ready = [*ready, worker.process.sentinel]
+        if msg is not None and msg[0] != "error":
+            return msg
+        if msg is not None:  # the env raised: the process is fine, its env state is not trusted
+            reason = msg[1]
+        elif worker.process.sentinel in ready or not worker.process.is_alive():
+            worker.process.join(5)  # the sentinel fires as the process exits, a moment before it is reaped
+            reason = f"worker died (exit code {worker.process.exitcode})"
+        else:
+            reason = "worker timed out"
         self._replace(worker)
-        raise WorkerFailure("worker timed out")
+        raise WorkerFailure(reason)
 
     def task_ids(self, specs: Iterable[EnvSpec]) -> dict[str, list[str]]:
         """The split's task ids of each spec, asked of the workers in parallel.
