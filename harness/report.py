@@ -166,6 +166,14 @@ def plot(report: dict[str, Any], out: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def finish(fig: Any, ax: Any, path: Path) -> Path:
+        ax.set_title(f"{env_key[0]} {env_key[1]} ({env_key[2]})", fontsize=9)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return path
+
     written = []
     for env_key in sorted({(g["env_id"], g["split"], g["task_set"]) for g in report["groups"]}):
         stem = "_".join(env_key[:2]).replace("/", "-").replace(":", "-")
@@ -185,12 +193,7 @@ def plot(report: dict[str, Any], out: Path) -> list[Path]:
                       ha="right", fontsize=8)
         ax.set_ylim(0, 105)
         ax.set_ylabel("success % (95% Wilson)")
-        ax.set_title(f"{env_key[0]} {env_key[1]} ({env_key[2]})", fontsize=9)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        written.append(out / f"success_{stem}.png")
-        fig.savefig(written[-1], dpi=110)
-        plt.close(fig)
+        written.append(finish(fig, ax, out / f"success_{stem}.png"))
 
         fig, ax = plt.subplots(figsize=(5, 3.5))
         for curve in report["curves"]:
@@ -199,12 +202,7 @@ def plot(report: dict[str, Any], out: Path) -> list[Path]:
         ax.set_xlabel("step")
         ax.set_ylabel("mean goal progress")
         ax.set_ylim(0, 1.05)
-        ax.set_title(f"{env_key[0]} {env_key[1]} ({env_key[2]})", fontsize=9)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        written.append(out / f"progress_{stem}.png")
-        fig.savefig(written[-1], dpi=110)
-        plt.close(fig)
+        written.append(finish(fig, ax, out / f"progress_{stem}.png"))
     return written
 
 
