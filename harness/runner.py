@@ -134,8 +134,11 @@ class _Worker:
         self.t0 = 0.0
 
     def send(self, msg: tuple, timeout: float) -> None:
-        self.conn.send(msg)
         self.deadline = time.monotonic() + timeout
+        try:
+            self.conn.send(msg)
+        except OSError:  # it died while idle: expire now, so the next wait reports it as dead
+            self.deadline = time.monotonic()
 
     def kill(self) -> None:
         if self.process.is_alive():
