@@ -58,13 +58,14 @@ def _print_summary(summary: Any, db: Path) -> None:
 @one_line_errors
 def envs() -> None:
     """List the env ids, their splits and task counts."""
+    import hiper_envs
     from harness.envspec import SPLITS, count_tasks
 
     table = Table("env id", "split", "tasks")
     with err.status("building each env and split..."):
-        for env_id, splits in SPLITS.items():
-            for split in splits:
-                table.add_row(env_id, split, str(count_tasks(env_id, split)))
+        for env_id in hiper_envs.ENV_IDS:
+            for split in SPLITS.get(env_id, (None,)):
+                table.add_row(env_id, split or "(default)", str(count_tasks(env_id, split)))
     out.print(table)
 
 

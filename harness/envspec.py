@@ -80,11 +80,11 @@ def check_split(env_id: str, split: str) -> None:
         raise HarnessError(f"{env_id} has no split {split!r}; splits: {', '.join(splits)}")
 
 
-def count_tasks(env_id: str, split: str) -> int | str:
-    """How many tasks the split has, or why the env cannot be built here (a missing extra, say)."""
+def count_tasks(env_id: str, split: str | None) -> int | str:
+    """How many tasks the split (None: the env's default) has, or why the env cannot be built here."""
     env = None
     try:
-        env = EnvSpec(env_id, {"split": split}).make()
+        env = EnvSpec(env_id, {} if split is None else {"split": split}).make()
         return len(env.unwrapped.task_ids)
     except Exception as err:  # shown to the user as the env's status; `envs` must list every id
         return f"unavailable ({type(err).__name__}: {err})"

@@ -105,3 +105,14 @@ def test_sweep_report_leaderboard_export(tmp_path):
     assert invoke("export", "--db", str(db), "--out", str(tmp_path / "r.csv")).exit_code == 0
     assert len((tmp_path / "r.csv").read_text().splitlines()) > 12
     assert invoke("sweep", str(config), "--db", str(db), "--backend", "ray").exit_code == 2
+
+
+def test_envs_lists_every_registered_id(monkeypatch):
+    import hiper_envs
+    from harness import envspec
+
+    monkeypatch.setattr(envspec, "count_tasks", lambda env_id, split: 7 if split else "unavailable (x)")
+    result = invoke("envs")
+    assert result.exit_code == 0
+    assert all(env_id in result.output for env_id in hiper_envs.ENV_IDS)
+    assert "valid_unseen" in result.output and "7" in result.output
