@@ -24,14 +24,17 @@ import os
 import random
 import re
 from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 BUNDLED_DIR = Path(__file__).parent / "data"
 FILE_PATTERNS = {"products": "items_shuffle", "attributes": "items_ins_v2", "human": "items_human_ins"}
 PRICE_SEED = 0
+JSON_CHUNK = 1 << 20
+JSON_MAX_ITEM = 64 << 20  # no product or instruction list is anywhere near this
 
 
 class CatalogError(ValueError):
@@ -68,12 +71,43 @@ class Product:
     human_instructions: list[HumanInstruction] = field(default_factory=list)
 
 
+class Lookup(Protocol):
+    """What the derivation reads the attribute and human-instruction files through (a dict will do)."""
+
+    def get(self, asin: str) -> Any: ...
+
+
+class Products(Protocol):
+    """A catalogue as the search, the engine and the site read it: the in-memory `Catalog` or the
+    persisted `ProductStore`."""
+
+    files: dict[str, Path]
+    content_hash: str
+
+    @property
+    def products(self) -> Sequence[Product]: ...  # by rank
+
+    @property
+    def by_asin(self) -> Mapping[str, Product]: ...
+
+    def products_by(self, field: str, value: str) -> Sequence[Product]: ...
+
+
 def cache_root() -> Path:
     """Where derived data (search indexes) go: ``$HIPER_BENCH_CACHE`` or the user's cache dir."""
     if os.environ.get("HIPER_BENCH_CACHE"):
         return Path(os.environ["HIPER_BENCH_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "hiper-bench"
+
+
+def cache_path(files: dict[str, Path], name: str) -> Path:
+    """Where a cache derived from `files` goes: ``.hiper_cache/`` next to the data when that folder is
+    writable (and not the bundled data), else the user cache."""
+    data_dir = files["products"].parent
+    if os.access(data_dir, os.W_OK) and not data_dir.samefile(BUNDLED_DIR):
+        return data_dir / ".hiper_cache" / name
+    return cache_root() / "webshop" / name
 
 
 def find_data_files(data_dir: str | os.PathLike) -> dict[str, Path]:
@@ -108,6 +142,26 @@ def content_hash(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
+def stamped_content_hash(files: dict[str, Path]) -> str:
+    """`content_hash` of `files`, remembered in the cache under the files' names, sizes, inodes and
+    change times, so a large catalogue is hashed once rather than at every start."""
+    stamp = hashlib.blake2b(digest_size=12)
+    for path in sorted(files.values()):
+        st = path.stat()
+        stamp.update(
+            f"{path.resolve()}\0{st.st_size}\0{st.st_ino}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0".encode()
+        )
+    memo = cache_path(files, f"webshop-hash-{stamp.hexdigest()}")
+    if memo.exists():
+        return memo.read_text()
+    digest = content_hash(list(files.values()))
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    tmp = memo.with_name(f"{memo.name}.{os.getpid()}.tmp")
+    tmp.write_text(digest)
+    os.replace(tmp, memo)
+    return digest
+
+
 def read_json(path: Path) -> Any:
     """Load one raw file, raising CatalogError that names it when it is unreadable."""
     opener = gzip.open if path.name.endswith(".gz") else open
@@ -116,6 +170,69 @@ def read_json(path: Path) -> Any:
             return json.load(f)
     except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CatalogError(f"{path}: not a readable WebShop JSON file ({e})") from e
+
+
+def stream_json(path: Path, container: type[list] | type[dict]) -> Iterator[Any]:
+    """The items of a file holding one JSON list, or the ``(key, value)`` pairs of one holding an
+    object, decoded one at a time (a 1.2M-product file never sits in memory whole)."""
+    decoder = json.JSONDecoder()
+    opener = gzip.open if path.name.endswith(".gz") else open
+    close = "]" if container is list else "}"
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            buf, pos, eof = "", 0, False
+
+            def fill() -> bool:  # read more; False at the end of the file
+                nonlocal buf, pos, eof
+                chunk = f.read(JSON_CHUNK)
+                buf, pos, eof = buf[pos:] + chunk, 0, not chunk
+                return bool(chunk)
+
+            def skip_space() -> str:  # the next non-space character ("" at the end of the file)
+                nonlocal pos
+                while True:
+                    while pos < len(buf) and buf[pos] in " \t\n\r":
+                        pos += 1
+                    if pos < len(buf) or not fill():
+                        return buf[pos : pos + 1]
+
+            def expect(char: str) -> None:
+                nonlocal pos
+                if skip_space() != char:
+                    raise json.JSONDecodeError(f"expected {char!r}", buf, pos)
+                pos += 1
+
+            def value() -> Any:
+                nonlocal pos
+                skip_space()
+                while True:
+                    try:
+                        item, end = decoder.raw_decode(buf, pos)
+                    except json.JSONDecodeError:
+                        if len(buf) - pos > JSON_MAX_ITEM or not fill():
+                            raise
+                        continue
+                    if end < len(buf) or eof or not fill():  # a number may go on in the next chunk
+                        pos = end
+                        return item
+
+            expect("[" if container is list else "{")
+            first = True
+            while skip_space() != close:
+                if not first:
+                    expect(",")
+                first = False
+                if container is list:
+                    yield value()
+                    continue
+                key = value()
+                if not isinstance(key, str):
+                    raise json.JSONDecodeError("expected a string key", buf, pos)
+                expect(":")
+                yield key, value()
+    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        kind = "list" if container is list else "object"
+        raise CatalogError(f"{path}: not a readable WebShop JSON file with one {kind} ({e})") from e
 
 
 def parse_pricing(pricing: str | None) -> tuple[list[float], str]:
@@ -139,8 +256,69 @@ def _options(raw: dict | None) -> dict[str, list[str]]:
     return options
 
 
+def derive_products(
+    raw_products: Iterable[Any], attributes: Lookup, human: Lookup, path: Path
+) -> Iterator[Product]:
+    """Products in catalogue order, as the original derives them; `path` names the products file."""
+    seen: set[str] = set()
+    price_rng = random.Random(PRICE_SEED)
+    for raw in raw_products:
+        try:
+            asin = raw["asin"]
+            if asin == "nan" or len(asin) > 10 or asin in seen:
+                continue
+            product = _derive(raw, attributes.get(asin) or {}, human.get(asin) or [], len(seen), price_rng)
+        except (KeyError, TypeError, AttributeError, IndexError, InvalidOperation) as e:
+            asin = raw.get("asin") if isinstance(raw, dict) else None
+            raise CatalogError(f"{path}: product {asin!r} is malformed ({e!r})") from e
+        seen.add(asin)
+        yield product
+
+
+def _derive(raw: dict, info: dict, human: list, rank: int, price_rng: random.Random) -> Product:
+    pricing, price_tag = parse_pricing(raw.get("pricing"))
+    price = pricing[0] if len(pricing) == 1 else price_rng.uniform(*pricing[:2])
+    small = raw["small_description"]
+    images = raw.get("images") or [""]
+    return Product(
+        asin=raw["asin"],
+        title=raw["name"],
+        description=raw["full_description"],
+        bullet_points=list(small) if isinstance(small, list) else [small],
+        pricing=pricing,
+        price_tag=price_tag,
+        price=price,
+        options=_options(raw["customization_options"]),
+        attributes=list(info["attributes"]) if "attributes" in info else ["DUMMY_ATTR"],
+        category=raw["category"],
+        query=raw["query"].lower().strip(),
+        product_category=raw["product_category"],
+        main_image=images[0] or "",
+        rank=rank,
+        instruction_text=info.get("instruction"),
+        instruction_attributes=list(info.get("instruction_attributes") or []),
+        human_instructions=[
+            HumanInstruction(
+                h["instruction"],
+                tuple(h["instruction_attributes"]),
+                tuple(h.get("instruction_options") or ()),
+            )
+            for h in human
+        ],
+    )
+
+
+def product_keys(product: Product) -> Iterator[tuple[str, str]]:
+    """The ``(field, value)`` pairs the ``<a>``, ``<c>`` and ``<q>`` searches find `product` by."""
+    for attribute in product.attributes:
+        yield "attribute", attribute
+    yield "category", product.category
+    yield "query", product.query
+
+
 class Catalog:
-    """Products derived from the raw files, with the instructions the goals are made from."""
+    """The whole catalogue in memory, read from the raw files: for small catalogues and as the
+    reference that the persisted `ProductStore` (``store.py``) is tested against."""
 
     def __init__(self, files: dict[str, Path]):
         self.files = files
@@ -154,64 +332,20 @@ class Catalog:
             or not isinstance(human, dict)
         ):
             raise CatalogError(f"{files['products']}: expected a list of products and dicts keyed by ASIN")
-        self.products: list[Product] = []
-        self.by_asin: dict[str, Product] = {}
-        price_rng = random.Random(PRICE_SEED)
-        for raw in raw_products:
-            try:
-                product = self._derive(raw, attributes, human, price_rng)
-            except (KeyError, TypeError, AttributeError, IndexError, InvalidOperation) as e:
-                asin = raw.get("asin") if isinstance(raw, dict) else None
-                raise CatalogError(f"{files['products']}: product {asin!r} is malformed ({e!r})") from e
-            if product is not None:
-                self.by_asin[product.asin] = product
-                self.products.append(product)
-        self.by_attribute: dict[str, list[Product]] = defaultdict(list)
-        self.by_category: dict[str, list[Product]] = defaultdict(list)
-        self.by_query: dict[str, list[Product]] = defaultdict(list)
+        self.products: list[Product] = list(
+            derive_products(raw_products, attributes, human, files["products"])
+        )
+        self.by_asin: dict[str, Product] = {p.asin: p for p in self.products}
+        self._by_key: dict[tuple[str, str], list[Product]] = defaultdict(list)
         for product in self.products:
-            for attribute in product.attributes:
-                self.by_attribute[attribute].append(product)
-            self.by_category[product.category].append(product)
-            self.by_query[product.query].append(product)
+            for key in product_keys(product):
+                self._by_key[key].append(product)
 
     @classmethod
     def load(cls, data_dir: str | os.PathLike | None = None) -> Catalog:
         """The bundled synthetic catalogue (None) or the original files found in `data_dir`."""
         return cls(find_data_files(BUNDLED_DIR if data_dir is None else data_dir))
 
-    def _derive(self, raw: dict, attributes: dict, human: dict, price_rng: random.Random) -> Product | None:
-        asin = raw["asin"]
-        if asin == "nan" or len(asin) > 10 or asin in self.by_asin:
-            return None
-        pricing, price_tag = parse_pricing(raw.get("pricing"))
-        price = pricing[0] if len(pricing) == 1 else price_rng.uniform(*pricing[:2])
-        small = raw["small_description"]
-        info = attributes.get(asin) or {}
-        images = raw.get("images") or [""]
-        return Product(
-            asin=asin,
-            title=raw["name"],
-            description=raw["full_description"],
-            bullet_points=list(small) if isinstance(small, list) else [small],
-            pricing=pricing,
-            price_tag=price_tag,
-            price=price,
-            options=_options(raw["customization_options"]),
-            attributes=list(info["attributes"]) if "attributes" in info else ["DUMMY_ATTR"],
-            category=raw["category"],
-            query=raw["query"].lower().strip(),
-            product_category=raw["product_category"],
-            main_image=images[0] or "",
-            rank=len(self.products),
-            instruction_text=info.get("instruction"),
-            instruction_attributes=list(info.get("instruction_attributes") or []),
-            human_instructions=[
-                HumanInstruction(
-                    h["instruction"],
-                    tuple(h["instruction_attributes"]),
-                    tuple(h.get("instruction_options") or ()),
-                )
-                for h in human.get(asin, [])
-            ],
-        )
+    def products_by(self, field: str, value: str) -> list[Product]:
+        """Products whose `field` (``attribute``, ``category``, ``query``) is `value`, in order."""
+        return list(self._by_key.get((field, value), []))

@@ -14,15 +14,15 @@ order. Everything else: the top 50 hits.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import tantivy
 
-from hiper_envs.webshop.catalog import Catalog, Product, cache_root
+from hiper_envs.webshop.catalog import Product, Products, cache_path
 
 SEARCH_RETURN_N = 50
 INDEX_VERSION = "1"
@@ -43,16 +43,12 @@ def _schema() -> tantivy.Schema:
     return builder.build()
 
 
-def index_dir_for(catalog: Catalog) -> Path:
+def index_dir_for(catalog: Products) -> Path:
     """The cache folder of `catalog`'s index: next to its data when writable, else the user cache."""
-    name = f"webshop-index-v{INDEX_VERSION}-{catalog.content_hash}"
-    data_dir = catalog.files["products"].parent
-    if os.access(data_dir, os.W_OK) and not data_dir.samefile(Path(__file__).parent / "data"):
-        return data_dir / ".hiper_cache" / name
-    return cache_root() / "webshop" / name
+    return cache_path(catalog.files, f"webshop-index-v{INDEX_VERSION}-{catalog.content_hash}")
 
 
-def build_index(catalog: Catalog, path: Path) -> None:
+def build_index(catalog: Products, path: Path) -> None:
     """Write the tantivy index of `catalog` to `path` (atomically: built aside, then renamed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=path.name + ".tmp", dir=path.parent))
@@ -75,7 +71,7 @@ def build_index(catalog: Catalog, path: Path) -> None:
 class SearchEngine:
     """``search(keywords, rng) -> products`` over one catalogue."""
 
-    def __init__(self, catalog: Catalog, index_dir: Path | None = None):
+    def __init__(self, catalog: Products, index_dir: Path | None = None):
         self.catalog = catalog
         self.index_dir = index_dir or index_dir_for(catalog)
         if not (self.index_dir / "meta.json").exists():
@@ -93,17 +89,17 @@ class SearchEngine:
         products = self.catalog.products
         return [products[self.searcher.doc(address)["rank"][0]] for _score, address in hits]
 
-    def search(self, keywords: list[str], rng) -> list[Product]:
+    def search(self, keywords: list[str], rng) -> Sequence[Product]:
         """The original's result list for a search split into `keywords` (``rng``: numpy Generator)."""
         head, rest = keywords[0], " ".join(keywords[1:]).strip()
-        catalog = self.catalog
+        products = self.catalog.products
         if head == "<r>":
-            k = min(SEARCH_RETURN_N, len(catalog.products))
-            return [catalog.products[i] for i in rng.choice(len(catalog.products), size=k, replace=False)]
+            k = min(SEARCH_RETURN_N, len(products))
+            return [products[i] for i in rng.choice(len(products), size=k, replace=False)]
         if head == "<a>":
-            return list(catalog.by_attribute.get(rest, []))
+            return self.catalog.products_by("attribute", rest)
         if head == "<c>":
-            return list(catalog.by_category.get(keywords[1].strip() if len(keywords) > 1 else "", []))
+            return self.catalog.products_by("category", keywords[1].strip() if len(keywords) > 1 else "")
         if head == "<q>":
-            return list(catalog.by_query.get(rest, []))
+            return self.catalog.products_by("query", rest)
         return self.bm25(" ".join(keywords))
