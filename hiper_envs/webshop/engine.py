@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from hiper_envs.webshop.catalog import BUNDLED_DIR, Catalog, Product, find_data_files
-from hiper_envs.webshop.goals import Goal, shuffled_goals
+from hiper_envs.webshop.catalog import BUNDLED_DIR, Product, Products, find_data_files
+from hiper_envs.webshop.goals import Goal
 from hiper_envs.webshop.pages import (
     BACK_TO_SEARCH,
     BUY_NOW,
@@ -40,6 +41,7 @@ from hiper_envs.webshop.pages import (
 )
 from hiper_envs.webshop.reward import score_purchase
 from hiper_envs.webshop.search import SearchEngine
+from hiper_envs.webshop.store import ProductStore
 
 PRODUCT_WINDOW = 10
 OBSERVATION_MODES = ("text", "text_rich", "html")
@@ -55,29 +57,32 @@ def parse_action(action: str) -> tuple[str, str | None]:
 
 
 class Shop:
-    """The catalogue, its search engine and the shuffled goals of one goal kind."""
+    """A catalogue (the persisted `ProductStore`, or an in-memory `Catalog`), its search engine and
+    the shuffled goals of one goal kind."""
 
-    def __init__(self, catalog: Catalog, goal_kind: str):
+    def __init__(self, catalog: Products, goals: Sequence[Goal]):
         self.catalog = catalog
         self.search = SearchEngine(catalog)
-        self.goals: list[Goal] = shuffled_goals(catalog, goal_kind)
+        self.goals = goals
 
     @classmethod
     def load(cls, data_dir: str | os.PathLike | None, goal_kind: str) -> Shop:
-        """A shop shared by every env of this process on the same files (reloaded if they change)."""
+        """A shop on the product store of the files, shared by every env of this process on them
+        (reopened if they change); the store and the index are built first if not in the cache."""
         files = find_data_files(BUNDLED_DIR if data_dir is None else data_dir)
         stamp = tuple((key, str(p), p.stat().st_size, p.stat().st_mtime_ns) for key, p in files.items())
         return _cached_shop(stamp, goal_kind)
 
 
 @lru_cache(maxsize=8)
-def _cached_catalog(stamp: tuple) -> Catalog:
-    return Catalog({key: Path(path) for key, path, _size, _mtime in stamp})
+def _cached_store(stamp: tuple) -> ProductStore:
+    return ProductStore.open({key: Path(path) for key, path, _size, _mtime in stamp})
 
 
 @lru_cache(maxsize=8)
 def _cached_shop(stamp: tuple, goal_kind: str) -> Shop:
-    return Shop(_cached_catalog(stamp), goal_kind)
+    store = _cached_store(stamp)
+    return Shop(store, store.goals(goal_kind))
 
 
 class Session:
@@ -91,7 +96,7 @@ class Session:
         self.kind = "search"
         self.keywords: list[str] | None = None
         self.page = 1
-        self.results: list[Product] = []
+        self.results: Sequence[Product] = []
         self.product: Product | None = None
         self.options: dict[str, str] = {}
         self.sub = ""
