@@ -1,6 +1,7 @@
 """WebShop speed: text-env step and reset latency, against the original's way of making a text page.
 
-    .venv/bin/python bench/webshop_speed.py [--episodes 200] [--original PATH] [--products N]
+    .venv/bin/python bench/webshop_speed.py [--episodes 200] [--original PATH]
+        [--products N [--data DIR]]
 
 * ours: `HiPER/WebShop-v0` (text mode) driven by its expert with detours; per-step and reset latency,
   and BM25 search latency (p50/p90).
@@ -9,8 +10,11 @@
   render the page's Jinja template (``render_template_string``) and parse the HTML with
   BeautifulSoup twice (available actions, then the text observation). Its full env cannot run here:
   it needs Java (pyserini), the spaCy model and its data downloads.
-* ``--products N``: also generate an N-product catalogue, build its index (timed), and measure
-  start-up (make + first reset, in a fresh process, index prebuilt) and peak RSS.
+* ``--products N``: also generate an N-product catalogue (into ``--data DIR``, kept and reused when
+  it is there, else a temporary folder), prebuild its product store and search index in a fresh
+  process (each timed, with that process's peak RSS), then in another fresh process measure start-up
+  (import, make, reset, one search) and its peak RSS, then search p50/p90 and step latency there.
+  Run it niced on a shared machine: 1.2M products take minutes to generate and to prebuild.
 """
 
 from __future__ import annotations
@@ -35,9 +39,16 @@ def percentiles(samples: list[float]) -> str:
     return f"p50 {np.percentile(a, 50):.3f} ms, p90 {np.percentile(a, 90):.3f} ms, mean {a.mean():.3f} ms (n={len(a)})"
 
 
-def run_ours(episodes: int) -> tuple[list[float], list[float], list[Session]]:
+def peak_rss_mib() -> float:
+    """This process's peak RSS. Not ``getrusage``'s ``ru_maxrss``: Linux carries a parent's peak over
+    fork and exec into the child, so a child of a big process would report the parent's size."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+
+
+def run_ours(episodes: int, data_dir: str | None = None) -> tuple[list[float], list[float], list[Session]]:
     """Step and reset latencies of the text env, and a copy of each page state visited."""
-    env = gym.make("HiPER/WebShop-v0", expert=True)
+    env = gym.make("HiPER/WebShop-v0", expert=True, data_dir=data_dir)
     rng = np.random.default_rng(0)
     steps, resets, states = [], [], []
     for episode in range(episodes):
@@ -145,8 +156,8 @@ def original_renderer(path: Path):
     return render
 
 
-def search_latency(queries: int) -> list[float]:
-    env = gym.make("HiPER/WebShop-v0")
+def search_latency(queries: int, data_dir: str | None = None) -> list[float]:
+    env = gym.make("HiPER/WebShop-v0", data_dir=data_dir)
     env.reset(seed=0)
     shop = env.unwrapped.shop
     goals = shop.goals[:queries]
@@ -158,34 +169,69 @@ def search_latency(queries: int) -> list[float]:
     return out
 
 
-STARTUP = """
-import resource, sys, time
-t = time.perf_counter()
-import gymnasium as gym, hiper_envs
-env = gym.make("HiPER/WebShop-v0", data_dir=sys.argv[1], split="train")
-env.reset(seed=0)
-env.step("search[cotton t-shirt black]")
-print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-"""
+def startup(data_dir: str, _episodes: int) -> dict:
+    """Make, reset and search once (in a fresh process, whose wall time `child` measures)."""
+    env = gym.make("HiPER/WebShop-v0", data_dir=data_dir, split="train")
+    env.reset(seed=0)
+    env.step("search[cotton t-shirt black]")
+    return {"startup_peak_rss_mib": round(peak_rss_mib())}
 
 
-def scale(n_products: int) -> None:
-    from hiper_envs.webshop.catalog import Catalog
-    from hiper_envs.webshop.generate import write_catalog
+def prebuild(data_dir: str, _episodes: int) -> dict:
+    """Build the product store, then the search index, of `data_dir` (in a fresh process)."""
+    from hiper_envs.webshop.catalog import find_data_files
     from hiper_envs.webshop.search import SearchEngine
+    from hiper_envs.webshop.store import ProductStore
+
+    t = time.perf_counter()
+    store = ProductStore.open(find_data_files(data_dir))
+    store_s = time.perf_counter() - t
+    t = time.perf_counter()
+    SearchEngine(store)
+    index_s = time.perf_counter() - t
+    return {"store_build_s": round(store_s, 1), "index_build_s": round(index_s, 1),
+            "prebuild_peak_rss_mib": round(peak_rss_mib())}  # fmt: skip
+
+
+def at_scale(data_dir: str, episodes: int) -> dict:
+    """Search and step latency on `data_dir` (in a fresh process)."""
+    search = np.array(search_latency(300, data_dir)) * 1e3
+    steps, _resets, _states = run_ours(episodes, data_dir)
+    step = np.array(steps) * 1e3
+    return {
+        "search_p50_ms": round(float(np.percentile(search, 50)), 2),
+        "search_p90_ms": round(float(np.percentile(search, 90)), 2),
+        "step_p50_ms": round(float(np.percentile(step, 50)), 3),
+        "step_p90_ms": round(float(np.percentile(step, 90)), 3),
+        "step_mean_ms": round(float(step.mean()), 3),
+        "steps": len(step),
+        "peak_rss_after_mib": round(peak_rss_mib()),
+    }
+
+
+PHASES = {"prebuild": prebuild, "startup": startup, "at_scale": at_scale}  # in this order
+
+
+def child(phase: str, data_dir: str, episodes: int) -> dict:
+    """Run `phase` of this script in a fresh process: its JSON result, plus the process's wall time
+    (interpreter start and imports included)."""
+    cmd = [sys.executable, __file__, "--phase", phase, "--data", data_dir, "--episodes", str(episodes)]
+    t = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return {f"{phase}_s": round(time.perf_counter() - t, 2), **json.loads(out.stdout)}
+
+
+def scale(n_products: int, data_dir: Path | None, episodes: int) -> None:
+    from hiper_envs.webshop.generate import write_catalog
 
     with tempfile.TemporaryDirectory() as tmp:
-        t = time.perf_counter()
-        write_catalog(Path(tmp), n_products)
-        print(f"generate {n_products} products: {time.perf_counter() - t:.1f} s")
-        t = time.perf_counter()
-        SearchEngine(Catalog.load(tmp))
-        print(f"load catalogue + build index: {time.perf_counter() - t:.1f} s")
-        out = subprocess.run([sys.executable, "-c", STARTUP, tmp], capture_output=True, text=True, check=True)
-        seconds, rss = map(float, out.stdout.split())
-        print(
-            f"start-up (import, make, reset, one search; index prebuilt): {seconds:.2f} s, peak RSS {rss:.0f} MiB"
-        )
+        out = data_dir or Path(tmp)
+        if not (out.is_dir() and any(out.glob(f"items_shuffle_{n_products}.json*"))):
+            t = time.perf_counter()
+            write_catalog(out, n_products)
+            print(json.dumps({"products": n_products, "generate_s": round(time.perf_counter() - t, 1)}))
+        for phase in PHASES:
+            print(json.dumps({"products": n_products, **child(phase, str(out), episodes)}), flush=True)
 
 
 def main() -> None:
@@ -193,12 +239,15 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--original", type=Path, help="princeton-nlp/WebShop checkout or git dir")
     parser.add_argument("--products", type=int, help="also measure start-up at this catalogue size")
+    parser.add_argument("--data", type=Path, help="folder for the --products catalogue (kept, reused)")
+    parser.add_argument("--phase", choices=list(PHASES), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.phase:  # a child process of this script
+        print(json.dumps(PHASES[args.phase](str(args.data), args.episodes)))
+        return
 
-    out = subprocess.run([sys.executable, "-c", STARTUP, str(Path(hiper_envs.__file__).parent / "webshop" / "data")],
-                         capture_output=True, text=True, check=True)  # fmt: skip
-    seconds, rss = map(float, out.stdout.split())
-    print(json.dumps({"bundled_startup_s": round(seconds, 2), "bundled_peak_rss_mib": round(rss)}))
+    bundled = str(Path(hiper_envs.__file__).parent / "webshop" / "data")
+    print(json.dumps({"products": 1000, **child("startup", bundled, args.episodes)}))
     steps, resets, states = run_ours(args.episodes)
     print(f"ours   step:  {percentiles(steps)}  -> {len(steps) / sum(steps):.0f} steps/s")
     print(f"ours   reset: {percentiles(resets)}")
@@ -209,7 +258,7 @@ def main() -> None:
         print(f"original text page (compile+render+2 parses): {percentiles(original)}")
         print(f"ratio (original mean / ours mean): {np.mean(original) / np.mean(steps):.1f}x")
     if args.products:
-        scale(args.products)
+        scale(args.products, args.data, min(args.episodes, 50))
 
 
 if __name__ == "__main__":
