@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 BUNDLED_DIR = Path(__file__).parent / "data"
 FILE_PATTERNS = {"products": "items_shuffle", "attributes": "items_ins_v2", "human": "items_human_ins"}
@@ -172,64 +172,69 @@ def read_json(path: Path) -> Any:
         raise CatalogError(f"{path}: not a readable WebShop JSON file ({e})") from e
 
 
+class _JsonReader:
+    """Reads JSON values one after another from a text file, holding about one chunk at a time."""
+
+    def __init__(self, f: IO[str]):
+        self.f = f
+        self.buf, self.pos, self.eof = "", 0, False
+        self.decoder = json.JSONDecoder()
+
+    def fill(self) -> bool:
+        """Read the next chunk (False at the end of the file)."""
+        chunk = self.f.read(JSON_CHUNK)
+        self.buf, self.pos, self.eof = self.buf[self.pos :] + chunk, 0, not chunk
+        return bool(chunk)
+
+    def peek(self) -> str:
+        """The next character that is not white space ("" at the end of the file)."""
+        while True:
+            while self.pos < len(self.buf) and self.buf[self.pos] in " \t\n\r":
+                self.pos += 1
+            if self.pos < len(self.buf) or not self.fill():
+                return self.buf[self.pos : self.pos + 1]
+
+    def expect(self, char: str) -> None:
+        if self.peek() != char:
+            raise json.JSONDecodeError(f"expected {char!r}", self.buf, self.pos)
+        self.pos += 1
+
+    def value(self) -> Any:
+        self.peek()
+        while True:
+            try:
+                item, end = self.decoder.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError:
+                if len(self.buf) - self.pos > JSON_MAX_ITEM or not self.fill():
+                    raise
+                continue
+            if end < len(self.buf) or self.eof or not self.fill():  # a number may go on in the next chunk
+                self.pos = end
+                return item
+
+
 def stream_json(path: Path, container: type[list] | type[dict]) -> Iterator[Any]:
     """The items of a file holding one JSON list, or the ``(key, value)`` pairs of one holding an
     object, decoded one at a time (a 1.2M-product file never sits in memory whole)."""
-    decoder = json.JSONDecoder()
     opener = gzip.open if path.name.endswith(".gz") else open
     close = "]" if container is list else "}"
     try:
         with opener(path, "rt", encoding="utf-8") as f:
-            buf, pos, eof = "", 0, False
-
-            def fill() -> bool:  # read more; False at the end of the file
-                nonlocal buf, pos, eof
-                chunk = f.read(JSON_CHUNK)
-                buf, pos, eof = buf[pos:] + chunk, 0, not chunk
-                return bool(chunk)
-
-            def skip_space() -> str:  # the next non-space character ("" at the end of the file)
-                nonlocal pos
-                while True:
-                    while pos < len(buf) and buf[pos] in " \t\n\r":
-                        pos += 1
-                    if pos < len(buf) or not fill():
-                        return buf[pos : pos + 1]
-
-            def expect(char: str) -> None:
-                nonlocal pos
-                if skip_space() != char:
-                    raise json.JSONDecodeError(f"expected {char!r}", buf, pos)
-                pos += 1
-
-            def value() -> Any:
-                nonlocal pos
-                skip_space()
-                while True:
-                    try:
-                        item, end = decoder.raw_decode(buf, pos)
-                    except json.JSONDecodeError:
-                        if len(buf) - pos > JSON_MAX_ITEM or not fill():
-                            raise
-                        continue
-                    if end < len(buf) or eof or not fill():  # a number may go on in the next chunk
-                        pos = end
-                        return item
-
-            expect("[" if container is list else "{")
+            reader = _JsonReader(f)
+            reader.expect("[" if container is list else "{")
             first = True
-            while skip_space() != close:
+            while reader.peek() != close:
                 if not first:
-                    expect(",")
+                    reader.expect(",")
                 first = False
                 if container is list:
-                    yield value()
+                    yield reader.value()
                     continue
-                key = value()
+                key = reader.value()
                 if not isinstance(key, str):
-                    raise json.JSONDecodeError("expected a string key", buf, pos)
-                expect(":")
-                yield key, value()
+                    raise json.JSONDecodeError("expected a string key", reader.buf, reader.pos)
+                reader.expect(":")
+                yield key, reader.value()
     except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as e:
         kind = "list" if container is list else "object"
         raise CatalogError(f"{path}: not a readable WebShop JSON file with one {kind} ({e})") from e
