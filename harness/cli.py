@@ -30,6 +30,9 @@ Workers = Annotated[int, typer.Option(min=1, help="Env worker processes (one env
 StepTimeout = Annotated[float, typer.Option(min=0.1, help="Seconds an env may take per step before its worker "
                                                           "is replaced and the episode retried.")]
 NoProgress = Annotated[bool, typer.Option("--no-progress", help="Hide the progress bar.")]
+Backend = Annotated[str, typer.Option(help="Where env workers run: local processes, or ray actors.")]
+Address = Annotated[str | None, typer.Option(help="Ray cluster to join, e.g. 10.0.0.5:6379 or auto "
+                                                  "(default: RAY_ADDRESS, else start a local Ray).")]
 DEFAULT_DB = Path("runs/results.sqlite")
 
 
@@ -84,6 +87,8 @@ def run(
     label: Annotated[str, typer.Option(help="Name of this agent configuration in reports.")] = "",
     max_steps: Annotated[int | None, typer.Option(min=1, help="Step budget (default: the env's).")] = None,
     step_timeout: StepTimeout = 60.0,
+    backend: Backend = "local",
+    address: Address = None,
     no_progress: NoProgress = False,
 ) -> None:
     """Run one agent on one env split; rerunning the same command resumes it."""
@@ -94,7 +99,8 @@ def run(
     entry = make_env_entry(env, split or default_split(env), parse_json_arg(env_kwargs, "--env-kwargs"), max_steps)
     the_run = Run(entry, make_agent_entry(agent, parse_json_arg(agent_kwargs, "--agent-kwargs"), label), seed,
                   check_episodes(episodes))
-    _print_summary(execute([the_run], db, workers, step_timeout, progress=not no_progress), db)
+    _print_summary(execute([the_run], db, workers, step_timeout, progress=not no_progress, backend=backend,
+                           address=address), db)
 
 
 @app.command()
@@ -103,7 +109,8 @@ def sweep(
     config: Annotated[Path, typer.Argument(help="Sweep YAML (see harness/configs/sweeps/).")],
     db: Db = DEFAULT_DB,
     workers: Annotated[int | None, typer.Option(min=1, help="Env worker processes (default: the config's).")] = None,
-    backend: Annotated[str, typer.Option(help="Where episodes run: local (ray is planned).")] = "local",
+    backend: Backend = "local",
+    address: Address = None,
     agent: Annotated[str | None, typer.Option(help="Add this agent to the grid, e.g. react.")] = None,
     agent_kwargs: Annotated[str | None, typer.Option(help="JSON keywords of the added agent.")] = None,
     label: Annotated[str, typer.Option(help="Report name of the added agent.")] = "",
@@ -124,7 +131,7 @@ def sweep(
     out.print(f"sweep {config}: {len(grid.envs)} envs x {len(grid.agents)} agents x {len(grid.seeds)} seeds = "
               f"{len(runs)} runs", highlight=False)
     summary = execute(runs, db, workers or grid.workers, grid.step_timeout, progress=not no_progress,
-                      backend=backend)
+                      backend=backend, address=address)
     _print_summary(summary, db)
 
 
@@ -262,3 +269,22 @@ def serve(
         server.serve_forever()
     except KeyboardInterrupt:
         server.server_close()
+
+
+@app.command()
+@one_line_errors
+def train(
+    config: Annotated[Path, typer.Argument(help="Training YAML (see harness/configs/train/).")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Output directory (default: the config's `out`); "
+                                                               "a run there is resumed from its last checkpoint.")] = None,
+) -> None:
+    """Train an LLM agent (hiper, ppo, grpo, rloo, gigpo or sft); checkpoints load with `run --agent-kwargs`."""
+    from agents.rl.trainer import TrainingError
+    from agents.rl.trainer import train as run_training
+
+    try:
+        last = run_training(config, out_dir, log=lambda line: out.print(line, highlight=False, markup=False))
+    except TrainingError as error:
+        err.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    out.print(f"last checkpoint: {last}", highlight=False)

@@ -4,6 +4,8 @@ Envs live in worker processes (the ALFWorld engine is not thread-safe, and a cra
 must not take the run down); agents live in the parent, so an LLM agent batches the generation of
 every episode waiting for an action. Each request to a worker has a deadline; a worker that dies,
 hangs or raises is replaced and its episode retried once, then reported as an error.
+A `Worker` carries env requests to an `EnvHost`: here a local process over a pipe; `harness.ray_backend`
+subclasses `Pool` with Ray actors, and the rest of this logic is shared.
 Nothing here knows a particular env or agent: it speaks SPEC 2.1 `info` keys and the agent interface.
 """
 
@@ -13,6 +15,7 @@ import copy
 import multiprocessing as mp
 import time
 import traceback
+from abc import ABC, abstractmethod
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -80,58 +83,101 @@ class Episode:
         }
 
 
+class EnvHost:
+    """The envs of one worker, whatever carries its requests (a pipe, or a Ray actor call).
+
+    Requests: ("ids", spec) / ("reset", spec, task, seed) / ("step", action). Each gets a reply tuple;
+    an env that raises gives ("error", message, traceback).
+    """
+
+    def __init__(self) -> None:
+        self.envs: OrderedDict[str, gym.Env] = OrderedDict()
+        self.env: gym.Env | None = None
+
+    def _get(self, spec: EnvSpec) -> gym.Env:
+        if spec.key not in self.envs:
+            self.envs[spec.key] = spec.make()
+            while len(self.envs) > ENV_CACHE:
+                self.envs.popitem(last=False)[1].close()
+        self.envs.move_to_end(spec.key)
+        return self.envs[spec.key]
+
+    def handle(self, msg: tuple) -> tuple:
+        try:
+            if msg[0] == "ids":
+                self.env = self._get(msg[1])
+                ids = list(self.env.unwrapped.task_ids)
+                self.env.reset(options={"task_id": ids[0]})  # warm up: engines may load lazily on first reset
+                return ("ids", ids)
+            if msg[0] == "reset":
+                self.env = self._get(msg[1])
+                obs, info = self.env.reset(seed=msg[3], options={"task_id": msg[2]})
+                return ("obs", obs, 0.0, False, False, info)
+            obs, reward, terminated, truncated, info = self.env.step(msg[1])
+            return ("obs", obs, float(reward), bool(terminated), bool(truncated), info)
+        except Exception as err:
+            return ("error", f"{type(err).__name__}: {err}", traceback.format_exc())
+
+    def close(self) -> None:
+        for built in self.envs.values():
+            built.close()
+
+
 def _worker_main(conn: Connection) -> None:
-    """Serve env requests until told to close: ("ids", spec) / ("reset", spec, task, seed) / ("step", a)."""
-    envs: OrderedDict[str, gym.Env] = OrderedDict()
-    env: gym.Env | None = None
-
-    def get(spec: EnvSpec) -> gym.Env:
-        if spec.key not in envs:
-            envs[spec.key] = spec.make()
-            while len(envs) > ENV_CACHE:
-                envs.popitem(last=False)[1].close()
-        envs.move_to_end(spec.key)
-        return envs[spec.key]
-
+    """Serve env requests from the pipe until told to close."""
+    host = EnvHost()
     while True:
         try:
             msg = conn.recv()
         except (EOFError, KeyboardInterrupt):
             break
-        try:
-            if msg[0] == "close":
-                break
-            if msg[0] == "ids":
-                env = get(msg[1])
-                ids = list(env.unwrapped.task_ids)
-                env.reset(options={"task_id": ids[0]})  # warm up: engines may load lazily on first reset
-                conn.send(("ids", ids))
-            elif msg[0] == "reset":
-                env = get(msg[1])
-                obs, info = env.reset(seed=msg[3], options={"task_id": msg[2]})
-                conn.send(("obs", obs, 0.0, False, False, info))
-            else:
-                obs, reward, terminated, truncated, info = env.step(msg[1])
-                conn.send(("obs", obs, float(reward), bool(terminated), bool(truncated), info))
-        except Exception as err:
-            conn.send(("error", f"{type(err).__name__}: {err}", traceback.format_exc()))
-    for built in envs.values():
-        built.close()
+        if msg[0] == "close":
+            break
+        conn.send(host.handle(msg))
+    host.close()
 
 
-class _Worker:
-    """A worker process, its pipe, and the episode it is running."""
+class Worker(ABC):
+    """One env host the pool talks to, and the episode it is running; subclasses carry the requests."""
 
-    def __init__(self, ctx: Any):
-        self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_worker_main, args=(child,), daemon=True)
-        self.process.start()
-        child.close()
+    def __init__(self) -> None:
         self.deadline = float("inf")
         self.job: Job | None = None
         self.agent: Agent | None = None
         self.episode: Episode | None = None
         self.t0 = 0.0
+
+    @abstractmethod
+    def handles(self) -> list[Any]:
+        """What the pool waits on for this worker's reply or death."""
+
+    @abstractmethod
+    def send(self, msg: tuple, timeout: float) -> None:
+        """Send a request; its reply is due within `timeout` seconds."""
+
+    @abstractmethod
+    def receive(self, ready: list[Any]) -> tuple:
+        """The reply to the last request, or ("error", reason) if the worker died or missed its deadline."""
+
+    @abstractmethod
+    def kill(self) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class _ProcessWorker(Worker):
+    """A worker process and its pipe."""
+
+    def __init__(self, ctx: Any):
+        super().__init__()
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_worker_main, args=(child,), daemon=True)
+        self.process.start()
+        child.close()
+
+    def handles(self) -> list[Any]:
+        return [self.conn, self.process.sentinel]
 
     def send(self, msg: tuple, timeout: float) -> None:
         self.deadline = time.monotonic() + timeout
@@ -139,6 +185,17 @@ class _Worker:
             self.conn.send(msg)
         except OSError:  # it died while idle: expire now, so the next wait reports it as dead
             self.deadline = time.monotonic()
+
+    def receive(self, ready: list[Any]) -> tuple:
+        if self.conn in ready or self.conn.poll():
+            try:
+                return self.conn.recv()
+            except (EOFError, OSError):  # the pipe closed: the process is dying
+                ready = [*ready, self.process.sentinel]
+        if self.process.sentinel in ready or not self.process.is_alive():
+            self.process.join(5)  # the sentinel fires as the process exits, a moment before it is reaped
+            return ("error", f"worker died (exit code {self.process.exitcode})")
+        return ("error", "worker timed out")
 
     def kill(self) -> None:
         if self.process.is_alive():
@@ -168,10 +225,10 @@ class Pool:
         self.step_timeout = float(step_timeout)
         self.setup_timeout = float(setup_timeout)
         self.ctx = mp.get_context(start_method)
-        self.workers: list[_Worker] = []
+        self.workers: list[Worker] = []
 
     def __enter__(self) -> Pool:
-        self.workers = [_Worker(self.ctx) for _ in range(self.size)]
+        self.workers = [self._spawn() for _ in range(self.size)]
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -179,36 +236,29 @@ class Pool:
             worker.close() if exc[0] is None else worker.kill()
         self.workers = []
 
-    def _replace(self, worker: _Worker) -> _Worker:
+    def _spawn(self) -> Worker:
+        return _ProcessWorker(self.ctx)
+
+    def _wait(self, workers: list[Worker], timeout: float) -> list[Any]:
+        """The handles of `workers` that are ready (a reply or a death), waiting at most `timeout` s."""
+        return wait([handle for worker in workers for handle in worker.handles()], timeout=timeout)
+
+    def _replace(self, worker: Worker) -> Worker:
         worker.kill()
-        fresh = _Worker(self.ctx)
+        fresh = self._spawn()
         self.workers[self.workers.index(worker)] = fresh
         return fresh
 
-    def _receive(self, worker: _Worker) -> tuple:
+    def _receive(self, worker: Worker) -> tuple:
         """The worker's reply; WorkerFailure (and a replaced worker) if it died, hung or raised."""
-        remaining = worker.deadline - time.monotonic()
-        ready = wait([worker.conn, worker.process.sentinel], timeout=max(0.0, remaining))
-        return self._read(worker, ready)
+        return self._read(worker, self._wait([worker], max(0.0, worker.deadline - time.monotonic())))
 
-    def _read(self, worker: _Worker, ready: list) -> tuple:
-        msg: tuple | None = None
-        if worker.conn in ready or worker.conn.poll():
-            try:
-                msg = worker.conn.recv()
-            except (EOFError, OSError):  # the pipe closed: the process is dying
-                ready = [*ready, worker.process.sentinel]
-        if msg is not None and msg[0] != "error":
+    def _read(self, worker: Worker, ready: list[Any]) -> tuple:
+        msg = worker.receive(ready)
+        if msg[0] != "error":
             return msg
-        if msg is not None:  # the env raised: the process is fine, its env state is not trusted
-            reason = msg[1]
-        elif worker.process.sentinel in ready or not worker.process.is_alive():
-            worker.process.join(5)  # the sentinel fires as the process exits, a moment before it is reaped
-            reason = f"worker died (exit code {worker.process.exitcode})"
-        else:
-            reason = "worker timed out"
-        self._replace(worker)
-        raise WorkerFailure(reason)
+        self._replace(worker)  # it died or hung, or its env raised and its state is not trusted
+        raise WorkerFailure(msg[1])
 
     def task_ids(self, specs: Iterable[EnvSpec]) -> dict[str, list[str]]:
         """The split's task ids of each spec, asked of the workers in parallel.
@@ -243,12 +293,11 @@ class Pool:
                     self._start(worker, queue.popleft())
             busy = [w for w in self.workers if w.job is not None]
             deadline = min(w.deadline for w in busy)
-            ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy],
-                         timeout=max(0.0, deadline - time.monotonic()))
+            ready = self._wait(busy, max(0.0, deadline - time.monotonic()))
             now = time.monotonic()
-            waiting: list[tuple[_Worker, str, dict[str, Any]]] = []
+            waiting: list[tuple[Worker, str, dict[str, Any]]] = []
             for worker in busy:
-                if not (worker.conn in ready or worker.process.sentinel in ready or now >= worker.deadline):
+                if not (any(handle in ready for handle in worker.handles()) or now >= worker.deadline):
                     continue
                 job, episode = worker.job, worker.episode
                 try:
@@ -270,19 +319,19 @@ class Pool:
                     waiting.append((worker, msg[1], msg[5]))
             self._act(waiting, queue, on_done)
 
-    def _start(self, worker: _Worker, job: Job) -> None:
+    def _start(self, worker: Worker, job: Job) -> None:
         worker.job, worker.agent = job, copy.copy(job.agent)
         worker.episode = Episode(job, started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         worker.t0 = time.monotonic()
         worker.send(("reset", job.spec, job.task_id, job.env_seed), self.setup_timeout)
 
     @staticmethod
-    def _clear(worker: _Worker) -> None:
+    def _clear(worker: Worker) -> None:
         worker.job = worker.agent = worker.episode = None
         worker.deadline = float("inf")
 
     @staticmethod
-    def _record(worker: _Worker, msg: tuple) -> bool:
+    def _record(worker: Worker, msg: tuple) -> bool:
         """Add a reset or step reply to the worker's episode; True when the episode has ended."""
         _, obs, reward, terminated, truncated, info = msg
         episode = worker.episode
@@ -300,9 +349,9 @@ class Pool:
         episode.wall_s = time.monotonic() - worker.t0
         return terminated or truncated
 
-    def _act(self, waiting: list[tuple[_Worker, str, dict[str, Any]]], queue: deque[Job],
+    def _act(self, waiting: list[tuple[Worker, str, dict[str, Any]]], queue: deque[Job],
              on_done: Callable[[Episode], None]) -> None:
-        groups: dict[Any, list[tuple[_Worker, str, dict[str, Any]]]] = {}
+        groups: dict[Any, list[tuple[Worker, str, dict[str, Any]]]] = {}
         for item in waiting:
             groups.setdefault(item[0].agent.batch_key(), []).append(item)
         for group in groups.values():

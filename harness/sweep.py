@@ -8,9 +8,11 @@ episodes and skips them. A sweep is the grid envs x agents x seeds, played by on
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,9 +29,22 @@ from harness.progress import EpisodeProgress
 from harness.runner import Episode, Job, Pool
 from harness.store import Store, dumps
 
-# Where episodes run. A cluster backend (Ray) would add a class with Pool's interface: a context
-# manager with `task_ids(specs)` and `run(jobs, on_done)`, calling `on_done` in this process.
-EXECUTORS: dict[str, type[Pool]] = {"local": Pool}
+BACKENDS = ("local", "ray")  # where env workers run: local processes, or Ray actors (harness.ray_backend)
+
+
+def pool_factory(backend: str, address: str | None = None) -> Callable[..., Pool]:
+    """The pool class of `backend` (Ray is imported only when asked for); Pool's arguments go to it."""
+    if backend not in BACKENDS:
+        raise HarnessError(f"backend {backend!r} is not available; choose from {', '.join(BACKENDS)}")
+    if backend == "local":
+        if address:
+            raise HarnessError("--address joins a Ray cluster: it needs --backend ray")
+        return Pool
+    try:
+        from harness.ray_backend import RayPool
+    except ImportError as err:
+        raise HarnessError(f"backend ray needs Ray: pip install 'hiper-bench[ray]' ({err})") from err
+    return functools.partial(RayPool, address=address)
 
 
 @dataclass(frozen=True)
@@ -217,13 +232,14 @@ def build_agents(runs: list[Run]) -> dict[Run, Agent]:
 
 
 def execute(runs: list[Run], db: str | Path, workers: int = 1, step_timeout: float = 60.0,
-            progress: bool = True, backend: str = "local") -> Summary:
+            progress: bool = True, backend: str = "local", address: str | None = None) -> Summary:
     """Play every episode of `runs` not yet stored in `db`; each one is committed as it ends.
 
-    Everything that can be checked is checked before the database is opened or created.
+    `backend` "ray" plays them on Ray actors (joining the cluster at `address`, or a local Ray); this
+    process still chooses, seeds and stores every episode. Everything that can be checked is checked
+    before the database is opened or created.
     """
-    if backend not in EXECUTORS:
-        raise HarnessError(f"backend {backend!r} is not available; choose from {', '.join(EXECUTORS)}")
+    make_pool = pool_factory(backend, address)
     specs = {run: run.spec() for run in runs}
     agents = build_agents(runs)
     summary = Summary()
@@ -232,7 +248,7 @@ def execute(runs: list[Run], db: str | Path, workers: int = 1, step_timeout: flo
         summary.skipped = sum(run.episodes or 0 for run in runs if run not in todo)
         if not todo:
             return summary
-        with EXECUTORS[backend](workers, step_timeout=step_timeout) as pool:
+        with make_pool(workers, step_timeout=step_timeout) as pool:
             task_ids = pool.task_ids(specs[run] for run in todo)
             jobs = []
             for run in todo:

@@ -104,7 +104,8 @@ def test_sweep_report_leaderboard_export(tmp_path):
     assert "rnd" in (tmp_path / "lb" / "leaderboard.md").read_text()
     assert invoke("export", "--db", str(db), "--out", str(tmp_path / "r.csv")).exit_code == 0
     assert len((tmp_path / "r.csv").read_text().splitlines()) > 12
-    assert invoke("sweep", str(config), "--db", str(db), "--backend", "ray").exit_code == 2
+    assert invoke("sweep", str(config), "--db", str(db), "--backend", "nope").exit_code == 2
+    assert invoke("sweep", str(config), "--db", str(db), "--address", "auto").exit_code == 2  # needs ray
 
 
 def test_envs_lists_every_registered_id(monkeypatch):
