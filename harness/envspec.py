@@ -63,6 +63,7 @@ SPLITS = {
     "HiPER/ALFWorld-v0": ("valid_unseen", "valid_seen", "train"),
     "HiPER/WebShop-v0": ("test", "eval", "train"),
     "HiPER/WebShop-Browser-v0": ("test", "eval", "train"),
+    "HiPER/KeyDoor-v0": ("valid_unseen", "valid_seen", "train"),
 }
 
 
