@@ -1,0 +1,229 @@
+"""Rollouts: the harness's env workers play the agents being trained, and every turn is recorded.
+
+The trained agents are the evaluation agents (`hiper`, `react`) with a recorder: the same prompts,
+the same parsing, so a checkpoint behaves in `hiper-bench run` as it did in training. Envs run in the
+harness runner's worker processes (one env each, needed for ALFWorld); the runner batches the
+generation of every episode waiting for an action into one call of `PolicyBackend`, the `hf`
+backend over the live policy (no reload between updates).
+
+Rewards (REFERENCE C.2) are computed here from the recorded outputs, with the one plan-execute parser:
+
+    r_t = reward_scale * r_env_t                          (r_env: won on the last turn, or the env's)
+          - invalid_penalty            if the output does not parse (the env reward is then 0)
+          - keep_consistency_penalty   if a KEEP names a subgoal other than the current one
+          - keep_penalty / T           on each KEEP turn of a T-turn episode (hiper)
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from agents import agent_class
+from agents.backends import Message
+from agents.backends.hf import HFBackend, plain_chat
+from agents.llm import LLMAgent
+from agents.rl.config import TrainConfig
+from harness.envspec import EnvSpec
+from harness.runner import Episode, Job, Pool
+from hiper_envs.wrappers import FormatError, PlanStep, advance, find_tag, format_plan_execute
+
+
+@dataclass
+class Turn:
+    """One recorded decision: what the model read and wrote, and how the output was judged."""
+
+    messages: list[Message]
+    response: str
+    obs: str
+    format_valid: bool = True
+    switch: bool = True  # hiper: a new segment starts here (always on the first turn)
+    keep_changed: bool = False  # hiper: KEEP with a subgoal other than the current one
+    env_reward: float = 0.0
+    reward: float = 0.0  # shaped r_t
+
+
+@dataclass
+class Trajectory:
+    task_id: str
+    group: int
+    turns: list[Turn]
+    terminated: bool
+    won: bool
+    final_messages: list[Message] | None = None  # the prompt after the last turn (bootstrap of a cut-off row)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class _Record:
+    """Shared by an agent prototype and the copies the runner plays it with (copies are shallow)."""
+
+    def __init__(self) -> None:
+        self.turns: list[Turn] = []
+        self.player: LLMAgent | None = None
+
+
+class Recording:
+    """Mixin over an LLM agent: records each turn's prompt, reply and verdict in `self.record`."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        self.record = _Record()
+        super().__init__(*args, **kwargs)
+
+    def reset(self, task: str, info: dict[str, Any], seed: int | None = None) -> None:
+        super().reset(task, info, seed)
+        self.record.turns.clear()  # a retried episode starts its record afresh
+        self.record.player = self
+
+    def prompt(self, obs: str, info: dict[str, Any]) -> list[Message]:
+        self._messages = super().prompt(obs, info)
+        return self._messages
+
+    def consume(self, obs: str, reply: str) -> str:
+        self.record.turns.append(Turn(self._messages, reply, obs, **judge(self, reply)))
+        return super().consume(obs, reply)
+
+
+def judge(agent: LLMAgent, reply: str) -> dict[str, bool]:
+    """Format verdict of a reply, by the parser the env wrapper uses (before the agent consumes it)."""
+    if not hasattr(agent, "subgoal"):  # flat agent: it needs an <action> tag
+        return {"format_valid": any(find_tag(reply, "action"))}
+    try:
+        decision, switched, _ = advance(agent.subgoal, reply)
+    except FormatError:
+        return {"format_valid": False, "switch": False}
+    changed = not switched and decision.subgoal is not None and decision.subgoal != agent.subgoal
+    return {"format_valid": True, "switch": switched, "keep_changed": changed}
+
+
+def recording_agent(name: str, env_id: str, backend: Any, history: int) -> LLMAgent:
+    """A fresh recording agent of class `name` (hiper or react) over `backend`."""
+    base = agent_class(name)
+    cls = type(f"Recording{base.__name__}", (Recording, base), {})
+    return cls.for_env(env_id, backend=backend, history=history)
+
+
+class PolicyBackend(HFBackend):
+    """The `hf` backend's chat rendering and batched `generate`, over the model being trained.
+
+    It skips `HFBackend.__init__` (which loads a model from disk) and points at the live model.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, device: str, max_new_tokens: int, temperature: float,
+                 top_p: float, batch_size: int):
+        import torch
+
+        self._torch = torch
+        self.model, self.tokenizer, self.device = model, tokenizer, device
+        self.tokenizer.padding_side = "left"
+        self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
+        self.batch_size = batch_size
+
+
+def render(tokenizer: Any, messages: Sequence[Message]) -> str:
+    """Prompt text exactly as `HFBackend.render` makes it for this tokenizer."""
+    if tokenizer is not None and tokenizer.chat_template:
+        return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+    return plain_chat(messages)
+
+
+def env_spec(cfg: TrainConfig, split: str, expert: bool = False) -> EnvSpec:
+    """The env an agent of `cfg.agent` plays, as the harness builds it for `hiper-bench run`."""
+    cls = agent_class(cfg.agent)
+    kwargs = {**cfg.env_kwargs, **cls.env_kwargs, "split": split}
+    if expert:
+        kwargs["expert"] = True
+    return EnvSpec(cfg.env_id, kwargs, () if expert else cls.wrappers, cfg.max_steps)
+
+
+def step_limit(spec: EnvSpec) -> int:
+    return spec.max_steps or gym.spec(spec.env_id).max_episode_steps or 10**9
+
+
+def shape_rewards(traj: Trajectory, cfg: TrainConfig) -> None:
+    """Fill `turn.reward` with r_t (module docstring)."""
+    T = len(traj.turns)
+    for t, turn in enumerate(traj.turns):
+        r_env = float(traj.won and t == T - 1) if cfg.success_reward_only else turn.env_reward
+        r = cfg.reward_scale * r_env if turn.format_valid else -cfg.invalid_penalty
+        if cfg.agent == "hiper" and turn.format_valid and not turn.switch:
+            r -= cfg.keep_penalty / T + cfg.keep_consistency_penalty * turn.keep_changed
+        turn.reward = r
+
+
+def collect(pool: Pool, spec: EnvSpec, tasks: Sequence[tuple[str, int]], seeds: Sequence[int],
+            make_agent: Any, cfg: TrainConfig) -> tuple[list[Trajectory], int]:
+    """Play one episode per (task id, group) with a fresh recording agent each; returns the finished
+    trajectories with shaped rewards, and the number of episodes lost to env failures."""
+    agents = [make_agent() for _ in tasks]
+    jobs = [Job(spec, task, seed, agent, seed, tag=i)
+            for i, ((task, _), seed, agent) in enumerate(zip(tasks, seeds, agents, strict=True))]
+    limit = step_limit(spec)
+    done: dict[int, Trajectory] = {}
+    failed = 0
+
+    def on_done(episode: Episode) -> None:
+        nonlocal failed
+        i = episode.job.tag
+        if episode.status != "ok":
+            failed += 1
+            return
+        record = agents[i].record
+        turns = list(record.turns)
+        for turn, step in zip(turns, episode.transcript, strict=True):
+            turn.env_reward = float(step["reward"]) if turn.format_valid else 0.0
+        info = episode.last_info
+        won = bool(info.get("won", False))
+        terminated = won or len(turns) < limit
+        final = None
+        if not terminated:
+            final = copy.deepcopy(record.player.prompt(episode.transcript[-1]["obs"], info))
+        traj = Trajectory(tasks[i][0], tasks[i][1], turns, terminated, won, final, info)
+        shape_rewards(traj, cfg)
+        done[i] = traj
+
+    pool.run(jobs, on_done)
+    return [done[i] for i in sorted(done)], failed
+
+
+def expert_reply(agent: LLMAgent, info: dict[str, Any]) -> str:
+    """The reply a perfect agent of `agent`'s kind would give: the env's expert action, with the
+    env's canonical subgoal (SPEC 2.1 `subgoals`, `subgoal_index`) as plan or thought."""
+    subgoals = info["subgoals"]
+    subgoal = subgoals[min(info["subgoal_index"], len(subgoals) - 1)] if subgoals else "finish the task"
+    action = str(info["expert_action"])
+    if hasattr(agent, "subgoal"):
+        return format_plan_execute(PlanStep(agent.subgoal != subgoal, subgoal, action))
+    return f"<think>{subgoal}</think>\n<action>{action}</action>"
+
+
+def expert_demos(cfg: TrainConfig, episodes: int, seed: int) -> list[tuple[list[Message], str]]:
+    """(prompt messages, expert reply) for every turn of `episodes` expert episodes on the training
+    split, each rendered by the agent being trained; tasks drawn with `seed`."""
+    spec = env_spec(cfg, cfg.train_split, expert=True)
+    env = spec.make()
+    agent = agent_class(cfg.agent).for_env(cfg.env_id, backend=None, history=cfg.history)
+    rng = np.random.default_rng(seed)
+    task_ids = list(env.unwrapped.task_ids)
+    demos = []
+    try:
+        for _ in range(episodes):
+            task = task_ids[int(rng.integers(len(task_ids)))]
+            obs, info = env.reset(seed=int(rng.integers(2**31)), options={"task_id": task})
+            agent.reset(info["task"], info)
+            done = False
+            while not done:
+                messages = agent.prompt(obs, info)
+                reply = expert_reply(agent, info)
+                demos.append((messages, reply))
+                agent.consume(obs, reply)
+                agent.step += 1
+                obs, _, terminated, truncated, info = env.step(str(info["expert_action"]))
+                done = terminated or truncated
+    finally:
+        env.close()
+    return demos
