@@ -217,7 +217,7 @@ def config_from_dict(data: dict[str, Any], where: str = "config") -> TrainConfig
     """Build a config, refusing unknown keys (naming the closest field) and values of the wrong type."""
     for key, value in data.items():
         if key not in FIELDS:
-            close = difflib.get_close_matches(str(key), FIELDS, n=1)
+            close = difflib.get_close_matches(str(key), FIELDS, n=1, cutoff=0.5)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"{where}: unknown config key {key!r}{hint}")
         _check_type(key, value, where)

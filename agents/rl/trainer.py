@@ -116,6 +116,7 @@ class Trainer:
         seed_everything(cfg.seed)
         self.iteration, self.env_steps = 0, 0
         self.task_rng = np.random.default_rng(cfg.seed)
+        self._vllm: Any = None
         saved = self._read_latest()
         self.policy = Policy(self._model_dir(), value_heads(cfg), cfg.critic, cfg.lora_rank, cfg.lora_alpha,
                              cfg.dtype, cfg.device, reference=cfg.kl_coef > 0 and cfg.algorithm != "sft")
@@ -250,8 +251,7 @@ class Trainer:
     def iteration_rl(self, pool: Pool, spec: Any, task_ids: list[str]) -> dict[str, float]:
         cfg = self.cfg
         t0 = time.perf_counter()
-        backend = PolicyBackend(self.policy.model, self.tokenizer, cfg.device, cfg.max_new_tokens, cfg.temperature,
-                                cfg.top_p, cfg.generation_batch_size)
+        backend = self._generator()
         tasks, seeds = self._sample_tasks(task_ids)
         trajs, failed = collect(pool, spec, tasks, seeds,
                                 lambda: recording_agent(cfg.agent, cfg.env_id, backend, cfg.history), cfg)
@@ -261,8 +261,25 @@ class Trainer:
         t1 = time.perf_counter()
         metrics = rollout_metrics(trajs, failed, self.env_steps)
         metrics.update(self.update(trajs))
+        if cfg.generation_backend == "vllm":
+            sync_vllm(backend, self.policy)
         metrics["time/rollout_s"], metrics["time/update_s"] = t1 - t0, time.perf_counter() - t1
         return metrics
+
+    def _generator(self) -> Any:
+        """hf: the live policy through the hf backend. vllm: one engine for the run, loaded from the
+        initial weights and kept in sync by `sync_vllm` after every update."""
+        cfg = self.cfg
+        if cfg.generation_backend == "hf":
+            return PolicyBackend(self.policy.model, self.tokenizer, cfg.device, cfg.max_new_tokens, cfg.temperature,
+                                 cfg.top_p, cfg.generation_batch_size)
+        if self._vllm is None:
+            from agents.backends.vllm import VLLMBackend
+
+            self._vllm = VLLMBackend(self.policy.model_dir, max_new_tokens=cfg.max_new_tokens,
+                                     temperature=cfg.temperature, top_p=cfg.top_p, gpu_memory_utilization=0.4)
+            sync_vllm(self._vllm, self.policy)  # a resumed run's weights
+        return self._vllm
 
     # ---------------------------------------------------------------- batch, advantages, update
     def _sequences(self, trajs: list[Trajectory]) -> tuple[Sequences, TagTokens]:
@@ -505,6 +522,25 @@ def rollout_metrics(trajs: list[Trajectory], failed: int, env_steps: int) -> dic
         "rollout/env_steps": float(env_steps),
         "rollout/failed_episodes": float(failed),
     }
+
+
+@torch.no_grad()
+def sync_vllm(backend: Any, policy: Policy) -> None:
+    """Load the policy's current weights into the vLLM engine's model in place (LoRA: merged for the
+    copy, then unmerged again).
+
+    Written for vLLM's single-process engine layout (`llm_engine.model_executor.driver_worker`);
+    not run here (no GPU). Tensor-parallel engines need the same call on every worker.
+    """
+    if policy.lora:
+        policy.model.merge_adapter()
+        state = {k.replace(".base_layer", ""): v for k, v in policy.model.get_base_model().state_dict().items()
+                 if "lora_" not in k}
+    else:
+        state = policy.model.state_dict()
+    backend.llm.llm_engine.model_executor.driver_worker.model_runner.model.load_weights(state.items())
+    if policy.lora:
+        policy.model.unmerge_adapter()
 
 
 def _pad_to(x: Tensor, width: int) -> Tensor:

@@ -1,0 +1,138 @@
+"""`hiper-bench train`: bad configs, smoke runs of two algorithms, checkpoints as agents, resume, NaN.
+
+Each run is a tiny random GPT-2 with a word-level tokenizer on KeyDoor, a few turns, one torch thread.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from agents.rl.config import ConfigError, TrainConfig, config_from_dict, load_config
+from agents.rl.policy import CheckpointError
+from agents.rl.trainer import Trainer, TrainingError
+from harness.cli import app
+
+SMOKE = Path(__file__).parents[2] / "harness" / "configs" / "train"
+TINY = {
+    "env_id": "HiPER/KeyDoor-v0", "env_kwargs": {"rooms": [2]}, "train_split": "train", "max_steps": 4,
+    "tiny_model": {"model_type": "gpt2", "n_embd": 16, "n_layer": 1, "n_head": 2},
+    "tiny_tokenizer_episodes": 4, "num_envs": 4, "group_size": 2, "rollout_workers": 2, "start_method": "fork",
+    "torch_threads": 1, "max_new_tokens": 12, "actor_lr": 1e-3, "critic_lr": 1e-3, "minibatch_size": 16,
+    "checkpoint_every": 1, "eval_every": 0, "sft_episodes": 4,
+}
+
+
+def tiny(tmp_path: Path, **overrides: object) -> TrainConfig:
+    return config_from_dict({**TINY, "out": str(tmp_path / "run"), "results_db": str(tmp_path / "r.sqlite"),
+                             **overrides})
+
+
+def write(tmp_path: Path, data: dict) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"algorithm": "dpo", "model": "x"}, "unknown algorithm 'dpo'; choose from hiper, ppo, grpo, rloo, gigpo, sft"),
+    ({"model": "x", "actor_learning_rate": 1e-6}, "unknown config key 'actor_learning_rate' (did you mean 'actor_lr'?)"),
+    ({"model": "x", "gamma": "high"}, "gamma must be float"),
+    ({"algorithm": "grpo", "model": "x", "num_envs": 6, "group_size": 4}, "needs group_size >= 2 dividing"),
+    ({"algorithm": "ppo", "agent": "hiper", "model": "x"}, "trains the flat react agent"),
+    ({"tiny_model": {}, "model": "x"}, "exactly one of `model` and `tiny_model`"),
+])
+def test_bad_config_is_one_line_exit_2(tmp_path: Path, data: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(write(tmp_path, data))
+    result = CliRunner().invoke(app, ["train", str(write(tmp_path, data)), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_every_shipped_config_loads() -> None:
+    paths = sorted(SMOKE.glob("*.yaml"))
+    assert any(p.name.startswith("smoke-") for p in paths) and any("qwen" in p.name for p in paths)
+    for path in paths:
+        load_config(path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algorithm", ["hiper", "gigpo"])
+def test_smoke_training_writes_metrics_and_a_loadable_agent(tmp_path: Path, algorithm: str) -> None:
+    """Two iterations through the CLI; the checkpoint then plays as an agent in `hiper-bench run`."""
+    cfg = {**TINY, "algorithm": algorithm, "iterations": 2, "results_db": str(tmp_path / "r.sqlite"),
+           "eval_every": 2, "eval_episodes": 2, "eval_workers": 1, "eval_split": "valid_unseen"}
+    cfg["env_kwargs"] = {"rooms": [2, 3]}
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", str(write(tmp_path, cfg)), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [m["iteration"] for m in lines] == [1, 2]
+    for key in ("rollout/return", "rollout/success", "losses/policy", "losses/kl", "losses/entropy",
+                "losses/clip_fraction", "adv/std", "rollout/switch_rate", "rollout/segment_length"):
+        assert all(key in m for m in lines), key
+    assert "eval/success" in lines[1]
+    if algorithm == "hiper":
+        assert {"losses/value_low", "losses/value_high", "losses/value_term"} <= set(lines[0])
+    assert list((out / "tb").glob("events.out.tfevents.*"))
+    agent = "hiper" if algorithm == "hiper" else "react"
+    kwargs = json.dumps({"backend": "hf", "backend_kwargs": {"model": str(out / "checkpoints" / "iter_000002"),
+                                                             "max_new_tokens": 12}})
+    result = CliRunner().invoke(app, ["run", "--env", "HiPER/KeyDoor-v0", "--split", "valid_unseen", "--agent", agent,
+                                      "--episodes", "1", "--max-steps", "2", "--db", str(tmp_path / "r.sqlite"),
+                                      "--agent-kwargs", kwargs, "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "1 episodes played" in result.output
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes_with_nothing_lost(tmp_path: Path) -> None:
+    """Two iterations, stop; resume to three: same weights as three uninterrupted iterations
+    (one env worker, so the sampling order is fixed)."""
+    base = {"algorithm": "ppo", "rollout_workers": 1, "num_envs": 2}
+    straight = Trainer(tiny(tmp_path / "a", iterations=3, **base), log=lambda _: None)
+    straight.train()
+    Trainer(tiny(tmp_path / "b", iterations=2, **base), log=lambda _: None).train()
+    lines: list[str] = []
+    resumed = Trainer(tiny(tmp_path / "b", iterations=3, **base), log=lines.append)
+    assert resumed.iteration == 2 and "resuming" in lines[0]
+    resumed.train()
+    for p, q in zip(straight.policy.parameters(), resumed.policy.parameters(), strict=True):
+        torch.testing.assert_close(p, q)
+    metrics = [json.loads(line) for line in (tmp_path / "b" / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["iteration"] for m in metrics] == [1, 2, 3]
+
+
+def test_checkpoint_of_another_architecture_is_refused(tmp_path: Path) -> None:
+    trainer = Trainer(tiny(tmp_path, algorithm="sft", iterations=1), log=lambda _: None)
+    trainer.train()
+    wider = {**TINY["tiny_model"], "n_embd": 32}
+    with pytest.raises(ConfigError, match="holds a run with tiny_model="):
+        Trainer(tiny(tmp_path, algorithm="sft", iterations=2, tiny_model=wider))
+    # the same run directory's checkpoint loaded into a policy of another width
+    other = Trainer(tiny(tmp_path / "other", algorithm="sft", iterations=1, tiny_model=wider), log=lambda _: None)
+    with pytest.raises(CheckpointError, match="another architecture.*hidden_size 16 vs 32"):
+        other.policy.load(tmp_path / "run" / "checkpoints" / "iter_000001")
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    trainer = Trainer(tiny(tmp_path, algorithm="sft", iterations=3), log=lambda _: None)
+    good = trainer.sft_iteration
+    monkeypatch.setattr(trainer, "sft_iteration",
+                        lambda data: good(data) if trainer.iteration < 2 else trainer._step(torch.tensor(float("nan"))))
+    with pytest.raises(TrainingError, match=r"non-finite loss \(nan\) at iteration 2.*iter_000001"):
+        trainer.train()
+    saved = trainer.policy.state_dict()
+    assert (tmp_path / "run" / "checkpoints" / "latest").read_text() == "iter_000001"
+    resumed = Trainer(tiny(tmp_path, algorithm="sft", iterations=3), log=lambda _: None)
+    assert resumed.iteration == 1
+    for key, value in resumed.policy.state_dict().items():
+        torch.testing.assert_close(value, saved[key])
