@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # One install path for the README, CI and the Docker images: create .venv/ and install the package.
 # usage: scripts/install.sh [EXTRAS]   (default: all)
+# env: VENV (default .venv), VENV_PYTHON (the interpreter that creates it; default python3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-all}"
 venv="${VENV:-.venv}"
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+[ -x "$venv/bin/python" ] || "${VENV_PYTHON:-python3}" -m venv "$venv"
 # fast-downward-textworld compiles at install time and calls `python`: the venv's must be first.
 export PATH="$PWD/$venv/bin:$PATH"
 python -m pip install --quiet --upgrade pip
