@@ -14,7 +14,10 @@ import json
 import os
 import pickle
 import sqlite3
+import sys
 import threading
+from array import array
+from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing
 from functools import lru_cache
@@ -33,13 +36,13 @@ from hiper_envs.webshop.catalog import (
 )
 from hiper_envs.webshop.goals import GOAL_KINDS, Goal, GoalPlan, goal, shuffled_order
 
-STORE_VERSION = "1"
+STORE_VERSION = "2"
 PRODUCT_CACHE = 4096  # decoded products kept per store
 BATCH = 10_000
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value);
 CREATE TABLE products (rank INTEGER PRIMARY KEY, asin TEXT NOT NULL, record TEXT NOT NULL);
-CREATE TABLE product_keys (field TEXT NOT NULL, value TEXT NOT NULL, rank INTEGER NOT NULL);
+CREATE TABLE product_keys (field TEXT NOT NULL, value TEXT NOT NULL, ranks BLOB NOT NULL);
 """ + "".join(  # price_upper has no type, so an int bound stays an int (it is part of the task hash)
     f"CREATE TABLE goals_{kind} (position INTEGER PRIMARY KEY, rank INTEGER, sub INTEGER, price_upper, "
     "weight REAL);\n"
@@ -47,7 +50,7 @@ CREATE TABLE product_keys (field TEXT NOT NULL, value TEXT NOT NULL, rank INTEGE
 )
 _INDEXES = """
 CREATE UNIQUE INDEX products_asin ON products (asin);
-CREATE INDEX product_keys_value ON product_keys (field, value);
+CREATE UNIQUE INDEX product_keys_value ON product_keys (field, value);
 """
 
 
@@ -59,6 +62,21 @@ def _encode(product: Product) -> str:
 def _decode(record: str) -> Product:
     *fields, humans = json.loads(record)  # human_instructions is the last field
     return Product(*fields, [HumanInstruction(text, tuple(a), tuple(o)) for text, a, o in humans])
+
+
+def _pack(ranks: array) -> bytes:
+    """Ranks as little-endian int64 (a 240k-product category is one 2 MB row, read in a millisecond)."""
+    if sys.byteorder == "big":
+        ranks = array(ranks.typecode, ranks)
+        ranks.byteswap()
+    return ranks.tobytes()
+
+
+def _unpack(blob: bytes) -> array:
+    ranks = array("q", blob)
+    if sys.byteorder == "big":
+        ranks.byteswap()
+    return ranks
 
 
 class _RawLookup:
@@ -86,12 +104,13 @@ def build_store(files: dict[str, Path], path: Path, content_hash: str) -> None:
     try:
         with closing(sqlite3.connect(tmp)) as db:
             db.executescript(
-                "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -262144;"
-                "PRAGMA temp.cache_size = -262144;" + _SCHEMA
+                "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -131072;"
+                "PRAGMA temp.cache_size = -131072;" + _SCHEMA
             )
             attributes = _RawLookup(db, "raw_attributes", files["attributes"])
             human = _RawLookup(db, "raw_human", files["human"]) if "human" in files else {}
             plan = GoalPlan()
+            keyed: defaultdict[tuple[str, str], array] = defaultdict(lambda: array("q"))
             n_products = 0
             products = derive_products(
                 stream_json(files["products"], list), attributes, human, files["products"]
@@ -100,11 +119,13 @@ def build_store(files: dict[str, Path], path: Path, content_hash: str) -> None:
                 db.executemany(
                     "INSERT INTO products VALUES (?, ?, ?)", ((p.rank, p.asin, _encode(p)) for p in batch)
                 )
-                keys = ((field, value, p.rank) for p in batch for field, value in product_keys(p))
-                db.executemany("INSERT INTO product_keys VALUES (?, ?, ?)", keys)
                 for product in batch:
                     plan.add(product)
+                    for key in product_keys(product):
+                        keyed[key].append(product.rank)
                 n_products += len(batch)
+            rows = ((field, value, _pack(ranks)) for (field, value), ranks in keyed.items())
+            db.executemany("INSERT INTO product_keys VALUES (?, ?, ?)", rows)
             meta = {"version": STORE_VERSION, "content_hash": content_hash, "products": n_products}
             for kind in GOAL_KINDS:
                 meta[f"goals_{kind}"] = _write_goals(db, kind, plan)
@@ -168,8 +189,8 @@ class ProductStore:
 
     def products_by(self, field: str, value: str) -> ProductList:
         """Products whose `field` (``attribute``, ``category``, ``query``) is `value`, in order."""
-        sql = "SELECT rank FROM product_keys WHERE field = ? AND value = ? ORDER BY rowid"
-        return ProductList(self, [rank for (rank,) in self.query(sql, (field, value))])
+        rows = self.query("SELECT ranks FROM product_keys WHERE field = ? AND value = ?", (field, value))
+        return ProductList(self, _unpack(rows[0][0]) if rows else array("q"))
 
     def rank_of(self, asin: str) -> int | None:
         rows = self.query("SELECT rank FROM products WHERE asin = ?", (asin,))
