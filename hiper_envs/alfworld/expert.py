@@ -69,20 +69,21 @@ def _object_to_fetch(world: World, spec: TaskSpec) -> tuple[str, str] | None:
     return min(options)[1:] if options else None
 
 
-def _fetch(world: World, obj: str, rec: str) -> tuple[str, ...]:
+def _reach_inside(world: World, rec: str) -> tuple[str, ...] | None:
+    """The step that brings the agent closer to reaching into `rec`, or None if it can already."""
     if not world.at(rec):
         return ("gotolocation", rec)
     if not world.is_accessible(rec):
         return ("openobject", rec)
-    return ("pickupobject", obj, rec)
+    return None
+
+
+def _fetch(world: World, obj: str, rec: str) -> tuple[str, ...]:
+    return _reach_inside(world, rec) or ("pickupobject", obj, rec)
 
 
 def _deliver(world: World, obj: str, rec: str) -> tuple[str, ...]:
-    if not world.at(rec):
-        return ("gotolocation", rec)
-    if not world.is_accessible(rec):
-        return ("openobject", rec)
-    return ("putobject", obj, rec)
+    return _reach_inside(world, rec) or ("putobject", obj, rec)
 
 
 def _placement_target(world: World, spec: TaskSpec) -> str | None:
