@@ -25,7 +25,7 @@ from dataclasses import dataclass
 # The .twl2 document: `grammar :: """{json}""";` blocks and `action Name { template :: "...";
 # feedback :: "..."; grammar :: """{json}"""; }` blocks; `#` starts a comment between tokens.
 
-_DOC_TOKEN = re.compile(r'"""(?:.|\n)*?"""|"[^"]*"|[\w/-]+|::|[{};]')
+_DOC_TOKEN = re.compile(r'"""[\s\S]*?"""|"[^"]*"|[\w/-]+|::|[{};]')
 _DOC_SKIP = re.compile(r"(?:\s+|#[^\n]*)+")
 
 
@@ -214,9 +214,10 @@ def parse_query(text: str) -> tuple[tuple[str, tuple[Placeholder, ...]], ...]:
 class FactView:
     """What queries read: each predicate's facts in sorted order, and each variable's type."""
 
-    def __init__(self, sorted_facts: Callable[[str], Sequence[tuple[str, ...]]], type_of: Mapping[str, str],
-                 is_subtype: Callable[[str, str], bool]) -> None:
+    def __init__(self, sorted_facts: Callable[[str], Sequence[tuple[str, ...]]], has: Callable[[str, tuple], bool],
+                 type_of: Mapping[str, str], is_subtype: Callable[[str, str], bool]) -> None:
         self.sorted_facts = sorted_facts
+        self.has = has
         self.type_of = type_of
         self.is_subtype = is_subtype
 
@@ -233,6 +234,10 @@ def _solve(query, depth: int, facts: FactView, mapping: dict, used: set) -> Iter
         yield dict(mapping)
         return
     name, placeholders = query[depth]
+    if all(ph in mapping for ph in placeholders):  # one candidate: the scan would find just it
+        if facts.has(name, tuple(mapping[ph] for ph in placeholders)):
+            yield from _solve(query, depth + 1, facts, mapping, used)
+        return
     for args in facts.sorted_facts(name):
         if len(args) != len(placeholders):
             continue

@@ -114,9 +114,9 @@ class NativeEngine:
         self.names = display_names(ids)
         self._entities = {i: Entity(i, self._objects.get(i, ""), self.names[i]) for i in ids}
         self._index_static(problem.init)
-        self._static_templates = {name: self._is_static(text.template) for name, text in actions.items()}
+        self._static_templates: dict[str, bool] = {}
         self._spelling: dict[Fact, str] = {}
-        self._view = FactView(self._sorted_args, self._objects, is_subtype)
+        self._view = FactView(self._sorted_args, self._holds, self._objects, is_subtype)
         self._start: EngineState | None = None
         self._state: EngineState | None = None
         self._facts: set[Fact] = set()
@@ -255,7 +255,7 @@ class NativeEngine:
             found = self._sorted[pred] = sorted(self._by_pred.get(pred, ()))
         return found
 
-    def _holds(self, pred: str, *args: str) -> bool:
+    def _holds(self, pred: str, args: tuple[str, ...]) -> bool:
         return args in self._by_pred.get(pred, ())
 
     # -- actions --------------------------------------------------------------------------------
@@ -360,7 +360,10 @@ class NativeEngine:
             text = self._grammar.derive(self._actions[name].template, self._view, self._entities, binding)
             if "{" in text or "}" in text:  # PddlEnv formats the spelled command with the names
                 text = text.format(**self.names)
-            if self._static_templates[name]:
+            static = self._static_templates.get(name)
+            if static is None:
+                static = self._static_templates[name] = self._is_static(self._actions[name].template)
+            if static:
                 self._spelling[key] = text
         return text
 

@@ -1,11 +1,13 @@
-"""Breadth-first search for a shortest winning plan from a native engine's current state.
+"""Uniform-cost search for a short winning plan from a native engine's current state.
 
 The expert's planner covers the task shapes; this is its fallback for any other state, in place of
-the reference engine's Fast Downward replan. It searches a reduction of the state that keeps what
-the goal and the preconditions depend on: the agent's location, the held object, where the objects
-of the goal's types are, which receptacles are open, and the goal objects' clean/hot/cool/toggled
-flags. Moving other objects never helps (the domain has no capacities), and closing never does, so
-those actions are left out; a plan in the reduction is a plan in the game.
+the reference engine's Fast Downward replan (~2 s). It searches a reduction of the state that keeps
+what the goal and the preconditions depend on: the agent's location, the held object, where the
+objects of the goal's types are, which receptacles are open, and the goal objects' flags. Moving
+other objects never helps (the domain has no capacities) and closing never does, so other objects
+are only ever put down, goal objects only into receptacles of a type the goal names, and an `open`
+is taken together with the take or put that needs it. A plan in the reduction is a plan in the
+game, shortest among those of that form.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ State = tuple[str, str, frozenset, frozenset, frozenset]
 
 
 def shortest_plan(engine: NativeEngine, max_states: int = MAX_STATES) -> list[str]:
-    """Commands of a shortest plan to the goal, or [] if none is found within `max_states`."""
+    """Commands of a plan to the goal, or [] if none is found within `max_states` states."""
     from hiper_envs.alfworld.engine.native import APPLIANCES
 
     if len(engine._agents) != 1:
