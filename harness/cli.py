@@ -277,13 +277,18 @@ def train(
     config: Annotated[Path, typer.Argument(help="Training YAML (see harness/configs/train/).")],
     out_dir: Annotated[Path | None, typer.Option("--out", help="Output directory (default: the config's `out`); "
                                                                "a run there is resumed from its last checkpoint.")] = None,
+    backend: Annotated[str | None, typer.Option(help="Where rollout env workers run: local or ray "
+                                                     "(default: the config's env_backend).")] = None,
+    address: Address = None,
 ) -> None:
     """Train an LLM agent (hiper, ppo, grpo, rloo, gigpo or sft); checkpoints load with `run --agent-kwargs`."""
     from agents.rl.trainer import TrainingError
     from agents.rl.trainer import train as run_training
 
     try:
-        last = run_training(config, out_dir, log=lambda line: out.print(line, highlight=False, markup=False))
+        overrides = {key: value for key, value in (("env_backend", backend), ("ray_address", address)) if value}
+        last = run_training(config, out_dir, log=lambda line: out.print(line, highlight=False, markup=False),
+                            overrides=overrides)
     except TrainingError as error:
         err.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None

@@ -78,8 +78,8 @@ class RayPool(Pool):
     """
 
     def __init__(self, workers: int = 1, step_timeout: float = 60.0, setup_timeout: float = 600.0,
-                 address: str | None = None):
-        super().__init__(workers, step_timeout, setup_timeout)
+                 start_method: str = "spawn", address: str | None = None):
+        super().__init__(workers, step_timeout, setup_timeout, start_method)  # start_method: unused by actors
         self.address = address
         self.started = False
 

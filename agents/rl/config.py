@@ -79,6 +79,11 @@ class TrainConfig:
     """multiprocessing start method of the env workers; fork starts cheap envs faster on Linux."""
     step_timeout: float = 120.0
     """Seconds an env step may take before its worker is replaced and the episode replayed."""
+    env_backend: str = "local"
+    """Where rollout env workers run: local (processes here) or ray (Ray actors, one CPU each, on the
+    cluster at `ray_address`; the policy, generation and the update stay in this process)."""
+    ray_address: str | None = None
+    """Ray cluster to join with env_backend ray (None: RAY_ADDRESS, else a local Ray)."""
     history: int = 2
     """(observation, action) pairs shown in the prompt (REFERENCE C.1)."""
     max_new_tokens: int = 128
@@ -192,6 +197,7 @@ class TrainConfig:
             raise ConfigError("give exactly one of `model` and `tiny_model`")
         choices = {"critic": ("shared", "separate"), "switch_advantage": ("return", "paper"),
                    "generation_backend": ("hf", "vllm"), "start_method": ("spawn", "fork", "forkserver"),
+                   "env_backend": ("local", "ray"),
                    "dtype": ("float32", "bfloat16", "float16")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

@@ -38,7 +38,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,7 @@ from agents.rl.rollout import (
 )
 from agents.rl.spans import TagTokens, tag_tokens
 from harness.runner import Pool
+from harness.sweep import pool_factory
 
 # Config fields a resumed run must share with the run that wrote the checkpoint.
 IDENTITY = ("algorithm", "agent", "env_id", "model", "tiny_model", "lora_rank", "critic", "switch_advantage",
@@ -210,7 +211,8 @@ class Trainer:
             else:
                 spec = env_spec(cfg, cfg.train_split)
                 workers = cfg.rollout_workers or cfg.num_envs
-                with Pool(workers, step_timeout=cfg.step_timeout, start_method=cfg.start_method) as pool:
+                make_pool = pool_factory(cfg.env_backend, cfg.ray_address)
+                with make_pool(workers, step_timeout=cfg.step_timeout, start_method=cfg.start_method) as pool:
                     task_ids = pool.task_ids([spec])[spec.key]
                     self._loop(lambda: self.iteration_rl(pool, spec, task_ids), writer, metrics_path)
             last = Path(self.last_checkpoint())
@@ -547,11 +549,15 @@ def _pad_to(x: Tensor, width: int) -> Tensor:
     return torch.nn.functional.pad(x, (0, width - x.shape[1]))
 
 
-def train(config_path: str | Path, out: str | Path | None = None, log: Callable[[str], None] = print) -> Path | None:
-    """Load a config and train it; the entry point of `hiper-bench train`."""
+def train(config_path: str | Path, out: str | Path | None = None, log: Callable[[str], None] = print,
+          overrides: dict[str, Any] | None = None) -> Path | None:
+    """Load a config, apply `overrides` (config fields set on the command line) and train it; the entry
+    point of `hiper-bench train`."""
     from agents.rl.config import load_config
 
     cfg = load_config(config_path, out)
+    if overrides:
+        cfg = replace(cfg, **overrides)  # checked again, as in the YAML
     return Trainer(cfg, log).train()
 
 

@@ -4,6 +4,7 @@ Ray starts once for the module (about 10 s here); the driver-kill test starts it
 """
 
 import contextlib
+import json
 import os
 import signal
 import sqlite3
@@ -140,3 +141,25 @@ def test_resume_after_killing_the_driver(tmp_path, subprocess_env):
     assert set(before) <= set(final)  # rows stored before the kill were never rewritten
     assert sorted((row[2], row[3]) for row in final) == [(s, e) for s in (0, 1) for e in range(15)]
     assert all(row[KEY.index("status")] == "ok" for row in final)
+
+
+def test_training_rollouts_on_ray_actors(tmp_path, local_ray, monkeypatch):
+    """`env_backend: ray` (`train --backend ray`): one PPO iteration whose env workers are Ray actors."""
+    pytest.importorskip("torch")
+    from agents.rl.config import config_from_dict
+    from agents.rl.trainer import Trainer
+    from harness import ray_backend
+
+    spawned = []
+    spawn = ray_backend.RayPool._spawn
+    monkeypatch.setattr(ray_backend.RayPool, "_spawn", lambda pool: spawned.append(1) or spawn(pool))
+    cfg = config_from_dict({
+        "algorithm": "ppo", "env_id": "HiPER/KeyDoor-v0", "env_kwargs": {"rooms": [2]}, "max_steps": 4,
+        "tiny_model": {"model_type": "gpt2", "n_embd": 16, "n_layer": 1, "n_head": 2},
+        "tiny_tokenizer_episodes": 4, "iterations": 1, "num_envs": 4, "rollout_workers": 2, "torch_threads": 1,
+        "max_new_tokens": 12, "minibatch_size": 16, "checkpoint_every": 1, "eval_every": 0,
+        "env_backend": "ray", "out": str(tmp_path / "run"), "results_db": str(tmp_path / "r.sqlite")})
+    last = Trainer(cfg, log=lambda _: None).train()
+    assert len(spawned) == 2 and last is not None and last.is_dir()
+    metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert metrics[-1]["rollout/failed_episodes"] == 0 and metrics[-1]["rollout/env_steps"] > 0
