@@ -43,8 +43,9 @@ def test_import_registers_ids_without_importing_an_engine():
     assert "HiPER/ALFWorld-v0" in report["ids"]
 
 
-def test_check_env_passes(make_env):
-    check_env(make_env(split="valid_seen").unwrapped, skip_render_check=True)
+@pytest.mark.parametrize("engine", ["textworld", "native"])
+def test_check_env_passes(make_env, engine):
+    check_env(make_env(split="valid_seen", engine=engine).unwrapped, skip_render_check=True)
 
 
 @pytest.mark.parametrize(
@@ -63,9 +64,9 @@ def test_bad_actions_change_nothing(shared_env, action):
     assert env.unwrapped._state.facts == first_facts
 
 
-@pytest.fixture(scope="module")
-def shared_env():
-    env = gym.make("HiPER/ALFWorld-v0", split="valid_seen", max_episode_steps=1000)
+@pytest.fixture(scope="module", params=["textworld", "native"])
+def shared_env(request):
+    env = gym.make("HiPER/ALFWorld-v0", split="valid_seen", max_episode_steps=1000, engine=request.param)
     _, info = env.reset(seed=1)
     yield env, env.unwrapped._state.facts, info
     env.close()
@@ -106,8 +107,9 @@ def test_task_ids_are_fixed_and_sorted(make_env):
     assert ids == sorted(ids) and len(ids) == 140 and all(i.startswith("synth:") for i in ids)
 
 
-def test_eight_envs_in_one_process_interleaved(make_env):
-    envs = [make_env(split="valid_seen", expert=True) for _ in range(8)]
+@pytest.mark.parametrize("engine", ["textworld", "native"])
+def test_eight_envs_in_one_process_interleaved(make_env, engine):
+    envs = [make_env(split="valid_seen", expert=True, engine=engine) for _ in range(8)]
     infos = [env.reset(seed=i)[1] for i, env in enumerate(envs)]
     done = [False] * 8
     for _ in range(50):
@@ -119,8 +121,10 @@ def test_eight_envs_in_one_process_interleaved(make_env):
     assert all(info["won"] for info in infos)
 
 
-def test_async_vector_env_with_two_workers():
-    envs = gym.make_vec("HiPER/ALFWorld-v0", num_envs=2, vectorization_mode="async", split="valid_seen")
+@pytest.mark.parametrize("engine", ["textworld", "native"])
+def test_async_vector_env_with_two_workers(engine):
+    envs = gym.make_vec("HiPER/ALFWorld-v0", num_envs=2, vectorization_mode="async", split="valid_seen",
+                        engine=engine)
     try:
         obs, infos = envs.reset(seed=5)
         assert len(obs) == 2 and all("Your task is to:" in o for o in obs)

@@ -8,9 +8,10 @@ from hiper_envs.alfworld.world import TASK_TYPES
 CASES = [(split, task_id) for split in ("valid_seen", "valid_unseen") for task_id in sample_task_ids(split)]
 
 
+@pytest.mark.parametrize("engine", ["textworld", "native"])
 @pytest.mark.parametrize(("split", "task_id"), CASES, ids=[c[1].split("/")[0] for c in CASES])
-def test_expert_wins_and_signals_track_the_state(make_env, split, task_id):
-    env = make_env(split=split, expert=True, reward_mode="progress")
+def test_expert_wins_and_signals_track_the_state(make_env, split, task_id, engine):
+    env = make_env(split=split, expert=True, reward_mode="progress", engine=engine)
     obs, info = env.reset(options={"task_id": task_id})
     assert info["task_id"] == task_id and obs.endswith(f"Your task is to: {info['task']}.")
     assert info["subgoal_index"] == 0 and info["progress"] < 1.0 and not info["won"]
