@@ -111,6 +111,9 @@ class PolicyBackend(HFBackend):
     """The `hf` backend's chat rendering and batched `generate`, over the model being trained.
 
     It skips `HFBackend.__init__` (which loads a model from disk) and points at the live model.
+    Rollouts sample from the policy itself: the model's generation defaults (transformers' top-k 50,
+    a hub model's repetition penalty) are set aside while generating, else the tokens would come
+    from another distribution than the log-probabilities pi_old the update scores them with.
     """
 
     def __init__(self, model: Any, tokenizer: Any, device: str, max_new_tokens: int, temperature: float,
@@ -122,6 +125,18 @@ class PolicyBackend(HFBackend):
         self.tokenizer.padding_side = "left"
         self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
         self.batch_size = batch_size
+
+    def generate(self, conversations: Sequence[Sequence[Message]]) -> list[str]:
+        from transformers import GenerationConfig
+
+        saved = self.model.generation_config
+        self.model.generation_config = GenerationConfig(
+            top_k=0, bos_token_id=saved.bos_token_id, eos_token_id=saved.eos_token_id,
+            pad_token_id=saved.pad_token_id)
+        try:
+            return super().generate(conversations)
+        finally:
+            self.model.generation_config = saved
 
 
 def render(tokenizer: Any, messages: Sequence[Message]) -> str:

@@ -8,27 +8,34 @@ like any hub model.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
 
 SPECIAL = ("<pad>", "<eos>", "<unk>")
+TAG = re.compile(r"</?[A-Za-z_]\w*>")
 
 
 def word_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
     """Word-level tokenizer over `texts`: words and runs of punctuation, joined by spaces on decode.
 
-    The plan-execute parser accepts spaces inside tags (`< switch >`), so decoded replies parse.
+    Every markup tag of the texts (`<switch>`, `</action>`, ...) is one whole token, so a reply's
+    format costs the model a handful of choices, not three tokens per tag. The parsers strip the
+    spaces that decoding puts inside tag bodies.
     """
+    texts = list(texts)
     splitter = pre_tokenizers.Whitespace()
-    words = dict.fromkeys(w for text in texts for w, _ in splitter.pre_tokenize_str(text))
+    tags = sorted({tag for text in texts for tag in TAG.findall(text)})
+    words = dict.fromkeys(w for text in texts for part in TAG.split(text) for w, _ in splitter.pre_tokenize_str(part))
     vocab = {token: i for i, token in enumerate([*SPECIAL, *sorted(words)])}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = splitter
     tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # joins words with single spaces
+    tok.add_tokens([AddedToken(tag, normalized=False) for tag in tags])
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
 
 
@@ -50,6 +57,7 @@ def build_tiny_model(config: dict[str, Any], texts: Iterable[str], out_dir: str 
     model = AutoModelForCausalLM.from_config(model_config)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.top_k = 0  # sample from the model itself, not transformers' default top-50
     out_dir = Path(out_dir)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)

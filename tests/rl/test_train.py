@@ -8,14 +8,18 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 import yaml
+from torch import Tensor
 from typer.testing import CliRunner
 
 from agents.rl.config import ConfigError, TrainConfig, config_from_dict, load_config
-from agents.rl.policy import CheckpointError
+from agents.rl.policy import CheckpointError, Policy, make_sequences
+from agents.rl.rollout import PolicyBackend, render
+from agents.rl.tiny import build_tiny_model
 from agents.rl.trainer import Trainer, TrainingError
 from harness.cli import app
 
@@ -136,3 +140,33 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path, monke
     assert resumed.iteration == 1
     for key, value in resumed.policy.state_dict().items():
         torch.testing.assert_close(value, saved[key])
+
+
+def test_rollouts_sample_the_policy_they_score(tmp_path: Path) -> None:
+    """Regression: rollouts sampled with transformers' default top-k 50 while PPO scored them under the
+    full softmax, so pi_old was not the sampling policy. With 200 words, a random model's top-50
+    truncation would raise each sampled token's log-probability by about log(200 / 50)."""
+    model_dir = build_tiny_model(TINY["tiny_model"], [" ".join(f"w{i}" for i in range(200))], tmp_path / "m", 0)
+    policy = Policy(model_dir)
+    backend = PolicyBackend(policy.model, policy.tokenizer, "cpu", max_new_tokens=6, temperature=1.0, top_p=1.0,
+                            batch_size=4)
+    sampled: dict[str, Any] = {}
+    generate = policy.model.generate
+
+    def spy(**kwargs: Any) -> Tensor:
+        out = generate(**kwargs, output_scores=True, return_dict_in_generate=True)
+        sampled.update(sequences=out.sequences, scores=out.scores)
+        return out.sequences
+
+    policy.model.generate = spy
+    messages = [[{"role": "user", "content": "w1 w2 w3"}], [{"role": "user", "content": "w4"}]]
+    backend.generate(messages)
+    width = len(sampled["scores"])
+    new = sampled["sequences"][:, -width:]
+    generated = torch.stack([s.log_softmax(-1) for s in sampled["scores"]], 1).gather(-1, new[..., None])[..., 0]
+    tok = policy.tokenizer
+    prompts = [tok(render(tok, m), add_special_tokens=False)["input_ids"] for m in messages]
+    seq = make_sequences(prompts, new.tolist(), tok.pad_token_id)
+    scored = policy.score(seq, with_values=False).logprobs
+    for n in range(len(messages)):
+        torch.testing.assert_close(generated[n], scored[n][seq.response_mask[n]], atol=1e-4, rtol=0)
