@@ -10,6 +10,7 @@ node needs the package installed (the Docker images) and the env data it plays.
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any
 
@@ -71,6 +72,17 @@ class _ActorWorker(Worker):
         self.kill()
 
 
+def check_reachable(address: str) -> None:
+    """Fail in seconds, not after minutes of Ray's retries, when a host:port answers nothing."""
+    host, sep, port = address.rpartition(":")
+    if not sep or "://" in address or not port.isdigit():
+        return  # "auto" and ray:// client addresses: Ray resolves them
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as err:
+        raise HarnessError(f"cannot reach a Ray cluster at {address}: {err.strerror or err}") from err
+
+
 class RayPool(Pool):
     """`workers` env actors. Joins the cluster at `address`, or starts a local Ray (stopped on exit).
 
@@ -85,6 +97,8 @@ class RayPool(Pool):
 
     def __enter__(self) -> RayPool:
         if not ray.is_initialized():
+            if self.address:
+                check_reachable(self.address)
             try:
                 ray.init(address=self.address, include_dashboard=False)
             except (ConnectionError, ValueError, RuntimeError) as err:

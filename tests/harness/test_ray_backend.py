@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import FAKE, fake_run
 
+from harness.errors import HarnessError
 from harness.sweep import execute, load_sweep
 
 ray = pytest.importorskip("ray")
@@ -163,3 +164,15 @@ def test_training_rollouts_on_ray_actors(tmp_path, local_ray, monkeypatch):
     assert len(spawned) == 2 and last is not None and last.is_dir()
     metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert metrics[-1]["rollout/failed_episodes"] == 0 and metrics[-1]["rollout/env_steps"] > 0
+
+
+def test_more_workers_than_cluster_cpus_is_one_clear_error(tmp_path, local_ray):
+    with pytest.raises(HarnessError, match="--workers 3 needs 3 CPUs"):
+        execute([fake_run("expert", episodes=1)], tmp_path / "r.sqlite", workers=3, progress=False, backend="ray")
+
+
+def test_unreachable_cluster_exits_2_in_seconds(tmp_path):
+    result = subprocess.run([str(BIN), "run", "--env", "HiPER/WebShop-v0", "--agent", "expert", "--episodes", "1",
+                             "--db", str(tmp_path / "r.sqlite"), "--backend", "ray", "--address", "127.0.0.1:1"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "cannot reach a Ray cluster at 127.0.0.1:1" in result.stderr
