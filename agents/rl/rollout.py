@@ -131,7 +131,7 @@ class PolicyBackend(HFBackend):
 
         saved = self.model.generation_config
         self.model.generation_config = GenerationConfig(
-            top_k=0, bos_token_id=saved.bos_token_id, eos_token_id=saved.eos_token_id,
+            top_k=0 if self.temperature > 0 else None, bos_token_id=saved.bos_token_id, eos_token_id=saved.eos_token_id,
             pad_token_id=saved.pad_token_id)
         try:
             return super().generate(conversations)

@@ -57,7 +57,6 @@ def build_tiny_model(config: dict[str, Any], texts: Iterable[str], out_dir: str 
     model = AutoModelForCausalLM.from_config(model_config)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.generation_config.top_k = 0  # sample from the model itself, not transformers' default top-50
     out_dir = Path(out_dir)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
