@@ -1,47 +1,58 @@
-"""Learning on CPU: a tiny GPT-2, briefly behaviour-cloned on KeyDoor, gets clearly better with
-each algorithm. Success is measured through the harness (32 training tasks, sampling at temperature
-1.0, the rollout policy), before and after RL, with fixed seeds."""
+"""Learning on CPU: a tiny GPT-2 with a word-level tokenizer of KeyDoor's texts (each markup tag one
+token), behaviour-cloned briefly from the expert, gets clearly better with RL.
+
+The clone is made once per test session for each agent kind and shared by the algorithms. Success
+is measured through the harness before and after RL on the same fixed evaluation set (the first
+`eval_episodes` episodes of the run's seed on 2-room training tasks), sampling at temperature 1.0
+as the rollouts do. HAE (hiper) and one flat algorithm run here; all five run, over several seeds,
+in `bench/learning_curves.py`.
+"""
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "bench"))
-from learning_curves import recipe  # noqa: E402
+from learning_curves import clone, recipe  # noqa: E402
 
 from agents.rl.trainer import Trainer, evaluate_checkpoint  # noqa: E402
 
-BC_ITERATIONS = 6
-RL_ITERATIONS = 8
 MIN_GAIN = 0.15  # absolute rise of the success rate
+SEED = 0
 
 
-@pytest.fixture(scope="module")
-def cloned(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, float]]:
-    """Per agent kind: the briefly cloned checkpoint and its success rate."""
+@pytest.fixture(scope="session")
+def cloned(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[Path, float]]:
+    """Per agent kind (hiper or react): the cloned checkpoint and its success rate, made on first use."""
     root = tmp_path_factory.mktemp("learn")
-    out = {}
-    for agent in ("hiper", "react"):
-        cfg = recipe("sft", root / f"sft-{agent}", agent=agent, iterations=BC_ITERATIONS,
-                     checkpoint_every=BC_ITERATIONS)
-        checkpoint = Trainer(cfg, log=lambda _: None).train()
-        out[agent] = (checkpoint, evaluate_checkpoint(cfg, checkpoint, f"bc-{agent}"))
-    return out
+
+    @functools.cache
+    def clone_of(agent: str) -> tuple[Path, float]:
+        start = clone(agent, root)
+        cfg = recipe("rl", root / f"eval-{agent}", agent=agent, algorithm="hiper" if agent == "hiper" else "grpo",
+                     model=str(start), seed=SEED)
+        return start, evaluate_checkpoint(cfg, start, f"clone-{agent}")
+
+    return clone_of
 
 
 @pytest.mark.slow
-@pytest.mark.skip(reason="not calibrated yet: after 6 BC epochs (token loss 0.23) the tiny model wins 0/32 "
-                         "and writes a valid reply on ~2% of turns at temperature 1.0, so RL on the sparse "
-                         "reward has no signal (hiper measured 0.00 -> 0.00 in 8 iterations)")
-@pytest.mark.parametrize("algorithm", ["hiper", "ppo", "grpo", "rloo", "gigpo"])
-def test_rl_raises_success(cloned: dict[str, tuple[Path, float]], tmp_path: Path, algorithm: str) -> None:
+@pytest.mark.skip(reason="not calibrated yet (seed 0, 2-room tasks, 64 eval episodes at temperature 1.0): the "
+                         "clones now win 0.39-0.48 (hiper, 16 epochs) and ~0.39 (react, 28 epochs), but RL at "
+                         "actor_lr 3e-4 x 4 PPO epochs collapsed the reply format (hiper 0.48 -> 0.00, grpo "
+                         "rollouts 0.50 -> 0.06); at 3e-5 hiper's rollouts rose only 0.50 -> 0.56 in 6 "
+                         "iterations, and the same clone's success varies 0.39-0.48 between evaluations")
+@pytest.mark.parametrize("algorithm", ["hiper", "grpo"])
+def test_rl_raises_success(cloned: Callable[[str], tuple[Path, float]], tmp_path: Path, algorithm: str) -> None:
     agent = "hiper" if algorithm == "hiper" else "react"
-    start, before = cloned[agent]
-    cfg = recipe("rl", tmp_path / algorithm, algorithm=algorithm, agent=agent, model=str(start),
-                 iterations=RL_ITERATIONS, seed=0)
-    after = evaluate_checkpoint(cfg, Trainer(cfg, log=lambda _: None).train(), f"{algorithm}-after")
-    print(f"{algorithm}: success {before:.2f} -> {after:.2f}")
+    start, before = cloned(agent)
+    cfg = recipe("rl", tmp_path / algorithm, algorithm=algorithm, agent=agent, model=str(start), seed=SEED)
+    after = evaluate_checkpoint(cfg, Trainer(cfg, log=print).train(), f"{algorithm}-after")
+    print(f"{algorithm}: success {before:.2f} -> {after:.2f} (seed {SEED}, {cfg.eval_episodes} episodes)")
+    assert before < 0.6, f"the clone is already too good for RL to show ({before:.2f})"
     assert after - before >= MIN_GAIN, (before, after)
