@@ -41,9 +41,9 @@ def _parity_job(job: tuple[str, str, int, int]) -> Parity:
 
 def parity(args: argparse.Namespace) -> int:
     jobs = [(split, t.task_id, args.random_episodes, args.random_steps)
-            for split in ("valid_seen", "valid_unseen") for t in load_tasks(split)]
+            for split in ("valid_seen", "valid_unseen") if split in args.splits for t in load_tasks(split)]
     try:
-        train = load_tasks("train")
+        train = load_tasks("train") if "train" in args.splits else []
     except FileNotFoundError:
         train = []
         print("train split not bundled yet: validation tasks only")
@@ -171,6 +171,7 @@ def main() -> None:
     p.add_argument("--random-episodes", type=int, default=2)
     p.add_argument("--random-steps", type=int, default=20)
     p.add_argument("--train-sample", type=int, default=60)
+    p.add_argument("--splits", nargs="+", default=["valid_seen", "valid_unseen", "train"])
     p.add_argument("--limit", type=int, default=0, help="only the first N tasks (0: all)")
     s = sub.add_parser("speed")
     s.add_argument("--ref-steps", type=int, default=40)

@@ -17,9 +17,10 @@ from hiper_envs.common import REWARD_MODES, check_choice, goal_progress, shaped_
 class ALFWorldEnv(gym.Env[str, str]):
     """ALFWorld (Shridhar et al., 2021): reach a household goal by text commands.
 
-    The game is played by the original engine stack (TextWorld's PDDL engine with alfworld's
-    domain, grammar and name demangling), so observations and admissible commands are exactly the
-    original ALFWorld text env's.
+    The game is played by the native engine: alfworld's domain and the game's own grammar
+    reimplemented in plain Python, state for state equal to the original engine stack (TextWorld's
+    PDDL engine with alfworld's name demangling, `engine="textworld"`), so observations and
+    admissible commands are exactly the original ALFWorld text env's, over 100x faster.
 
     ## Observation Space
     `Text`: on reset the game intro (the room, then "Your task is to: ..."); after each step the
@@ -46,7 +47,8 @@ class ALFWorldEnv(gym.Env[str, str]):
     - `task_types`: a subset of the six task types (default: all).
     - `data_dir`: `None` for the bundled ALFWorld-format synthetic tasks (or `$ALFWORLD_DATA` when
       set); a path to an original `json_2.1.1` tree to play the real ALFWorld games.
-    - `engine`: `"textworld"` (the reference engine).
+    - `engine`: `"native"` (default) or `"textworld"` (the reference engine: slow, one env per
+      process). The native engine plays games of alfworld's `alfred.pddl` domain only.
     - `expert`: put the next action of an oracle that wins from the current state in `info`.
     - `reward_mode`, `shaping_gamma`: see Rewards. `render_mode`: `"ansi"` or None.
 
@@ -63,7 +65,7 @@ class ALFWorldEnv(gym.Env[str, str]):
         reward_mode: str = "sparse",
         shaping_gamma: float = 1.0,
         data_dir: str | None = None,
-        engine: str = "textworld",
+        engine: str = "native",
         expert: bool = False,
         render_mode: str | None = None,
     ) -> None:

@@ -122,7 +122,8 @@ class NativeEngine:
         self._facts: set[Fact] = set()
         self._by_pred: dict[str, set[tuple[str, ...]]] = {}
         self._sorted: dict[str, list[tuple[str, ...]]] = {}
-        self._actions_now: dict[str, Fact] = {}
+        self._actions_now: dict[str, Fact] = {}  # command text -> ground action, in the current state
+        self._start_actions: dict[str, Fact] = {}
 
     # -- static structure ---------------------------------------------------------------------
 
@@ -212,7 +213,7 @@ class NativeEngine:
         return self._state
 
     def replan(self) -> list[str]:
-        """A shortest winning command sequence from the current state, by search over native states."""
+        """A winning command sequence from the current state, by search over native states ([] if none)."""
         from hiper_envs.alfworld.engine.search import shortest_plan
 
         return shortest_plan(self)
