@@ -139,6 +139,9 @@ class TrainConfig:
     """PPO ratio clip."""
     dual_clip: float = 3.0
     """PPO dual clip c for negative advantages."""
+    critic_warmup: int = 0
+    """First iterations that train only the critic (verl's `critic_warmup`): HAE's low-level advantage
+    bootstraps from V_high after every segment, so an untrained critic makes it noise."""
     value_clip: float = 0.5
     """Clip of the value update around the rollout's values."""
     value_coef: float = 1.0
@@ -205,6 +208,8 @@ class TrainConfig:
         if self.algorithm in CRITIC_FREE and (self.group_size < 2 or self.num_envs % self.group_size):
             raise ConfigError(f"{self.algorithm} needs group_size >= 2 dividing num_envs "
                               f"({self.num_envs} / {self.group_size})")
+        if self.critic_warmup and self.algorithm not in ("hiper", "ppo"):
+            raise ConfigError(f"critic_warmup needs a critic (hiper or ppo); {self.algorithm} has none")
         for name in ("iterations", "num_envs", "minibatch_size", "ppo_epochs", "max_new_tokens",
                      "checkpoint_every", "keep_checkpoints", "eval_episodes"):
             if getattr(self, name) < 1:

@@ -98,6 +98,7 @@ def plan_execute_advantages(
     adv_switch: Tensor,
     boundary: Tensor,
     first_turn: Tensor,
+    valid: Tensor,
     low_on_format_tokens: bool = True,
 ) -> tuple[Tensor, Tensor]:
     """HiPER's per-token advantages for plan-execute responses (REFERENCE C.2, "token assignment").
@@ -111,17 +112,21 @@ def plan_execute_advantages(
     Each advantage is z-normalised separately over its tokens, then the three are summed (their
     token sets are disjoint).
 
-    With `low_on_format_tokens`, the response's other tokens (tags, spaces, end of sequence, or
-    all of it when no tag parses) also get A_low: the format is part of the turn's action, and the
-    invalid-format penalty in r_t can only teach through them.
+    With `low_on_format_tokens`, the response's other tokens (tags, spaces, end of sequence) also
+    get A_low: the format is part of the turn's action, and the invalid-format penalty in r_t can
+    only teach through them. A turn whose output does not parse (`valid` False) chose no subgoal and
+    no switch: all of its tokens are the failed action and get A_low. (Otherwise the slip itself,
+    say `</action>` closing a `<subgoal>`, would sit in a "subgoal body" of a non-boundary turn, get
+    no gradient, and grow whenever its valid alternative is pushed down.)
 
     Returns (advantages [N, L], loss_mask [N, L]): the tokens that got an advantage.
     """
+    attention, valid = tags.attention_mask.bool(), valid.bool()[:, None]
     low = tags.action
     if low_on_format_tokens:
-        low = low | (tags.attention_mask.bool() & ~tags.subgoal & ~tags.switch)
-    high = tags.subgoal & boundary.bool()[:, None]
-    switch = tags.switch & ~first_turn.bool()[:, None]
+        low = low | (attention & ~tags.subgoal & ~tags.switch) | (attention & ~valid)
+    high = tags.subgoal & boundary.bool()[:, None] & valid
+    switch = tags.switch & ~first_turn.bool()[:, None] & valid
     advantages = (
         masked_whiten(adv_low[:, None].expand_as(low), low)
         + masked_whiten(adv_high[:, None].expand_as(high).to(adv_low.dtype), high)

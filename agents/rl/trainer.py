@@ -9,15 +9,17 @@ One iteration, in the order the code runs (`Trainer.iteration`):
    values, and the reference policy's log-probabilities (the KL anchor).
 3. Advantages (`agents.rl.advantages`), per turn, then per token:
    - hiper: HAE. A_low to the action tokens of every turn, A_high to the subgoal tokens of boundary
-     turns, A_switch to the switch tokens, each z-normalised (`losses.plan_execute_advantages`).
+     turns, A_switch to the switch tokens, each z-normalised; every token of an output that does not
+     parse gets A_low (`losses.plan_execute_advantages`).
      V_high and V_term are read at the prompt's last token (state s_t), V_low at the subgoal's last
      token (s_t with the chosen subgoal o_t).
    - ppo: GAE over turns, V at the prompt's last token; whitened over the batch's tokens.
    - grpo / rloo: the episode return's group-relative advantage, on every token of the episode.
    - gigpo: episode-level plus anchor-state step-level group advantages (anchor = observation).
 4. Update: `ppo_epochs` passes of minibatches of turns; loss = PPO dual-clip surrogate
-   + kl_coef * k3 KL - entropy_coef * entropy + value_coef * (clipped value losses). A non-finite
-   loss stops training before any weight changes, keeping the last good checkpoint.
+   + kl_coef * k3 KL - entropy_coef * entropy + value_coef * (clipped value losses); during the first
+   `critic_warmup` iterations only the value losses train. A non-finite loss stops training before
+   any weight changes, keeping the last good checkpoint.
 
 SFT iterations instead take passes of next-token cross-entropy over expert transcripts' replies.
 
@@ -383,8 +385,9 @@ class Trainer:
             targets["high"] = (h.ret_high[flat], h.boundary[flat])
             first = torch.zeros(B, T, dtype=torch.bool)
             first[:, 0] = True
+            valid = torch.tensor([turn.format_valid for t in trajs for turn in t.turns])
             token_adv, loss_mask = plan_execute_advantages(tags, h.adv_low[flat], h.adv_high[flat], A_switch[flat],
-                                                           h.boundary[flat], first[flat])
+                                                           h.boundary[flat], first[flat], valid)
             turn_adv = h.adv_low[flat]
         else:
             if cfg.algorithm == "ppo":
@@ -421,6 +424,7 @@ class Trainer:
         cfg = self.cfg
         sums: dict[str, float] = {}
         steps = 0
+        actor = self.iteration > cfg.critic_warmup
         for _ in range(cfg.ppo_epochs):
             for idx in torch.randperm(len(seq)).split(cfg.minibatch_size):
                 sub = seq.select(idx)
@@ -431,13 +435,13 @@ class Trainer:
                 logp = scores.logprobs
                 pg_loss, clip_fraction = ppo_clip_loss(logp, old["old_logprobs"][idx, :width].to(logp.device), A, m,
                                                        cfg.clip_eps, cfg.dual_clip)
-                loss = pg_loss
+                loss = pg_loss if actor else pg_loss.detach()
                 parts = {"losses/policy": pg_loss, "losses/clip_fraction": clip_fraction}
-                if "ref_logprobs" in old:
+                if "ref_logprobs" in old and actor:
                     kl = kl_k3(logp, old["ref_logprobs"][idx, :width].to(logp.device), m)
                     loss = loss + cfg.kl_coef * kl
                     parts["losses/kl"] = kl
-                if scores.logits is not None:
+                if scores.logits is not None and actor:
                     ent = entropy(scores.logits, m)
                     loss = loss - cfg.entropy_coef * ent
                     parts["losses/entropy"] = ent

@@ -27,7 +27,7 @@ def test_one_hae_update_step() -> None:
     adv_switch = switch_advantage_return(G, V_term, mask)
     first = torch.tensor([True, False, False])
     advantages, loss_mask = plan_execute_advantages(
-        tags, out.adv_low[0], out.adv_high[0], adv_switch[0], out.boundary[0], first
+        tags, out.adv_low[0], out.adv_high[0], adv_switch[0], out.boundary[0], first, torch.ones(3, dtype=torch.bool)
     )
 
     logits = model(input_ids=tags.input_ids, attention_mask=tags.attention_mask).logits[:, :-1]

@@ -113,7 +113,8 @@ def test_plan_execute_advantages_hand_worked() -> None:
     adv_switch = torch.tensor([9.0, -1.0, 4.0], dtype=torch.float64)
     boundary = torch.tensor([True, False, True])
     first = torch.tensor([True, False, False])
-    adv, loss_mask = plan_execute_advantages(tags, adv_low, adv_high, adv_switch, boundary, first)
+    valid = torch.ones(3, dtype=torch.bool)
+    adv, loss_mask = plan_execute_advantages(tags, adv_low, adv_high, adv_switch, boundary, first, valid)
     expected = torch.zeros(3, 6, dtype=torch.float64)
     low = [(0, 3), (0, 4), (1, 2), (1, 3), (1, 4), (2, 2), (2, 3)]  # action and format tokens
     high = [(0, 1), (0, 2), (2, 1)]  # subgoal tokens of boundary turns only
@@ -124,12 +125,32 @@ def test_plan_execute_advantages_hand_worked() -> None:
     torch.testing.assert_close(adv, expected)
     assert sorted(map(tuple, loss_mask.nonzero().tolist())) == sorted(low + high + switch)
 
-    adv, loss_mask = plan_execute_advantages(tags, adv_low, adv_high, adv_switch, boundary, first,
+    adv, loss_mask = plan_execute_advantages(tags, adv_low, adv_high, adv_switch, boundary, first, valid,
                                              low_on_format_tokens=False)
     actions = [(0, 3), (1, 2), (1, 3), (2, 2)]
     for (n, k), z in zip(actions, expected_whiten([adv_low[n].item() for n, _ in actions]), strict=True):
         assert adv[n, k].item() == pytest.approx(z)
     assert sorted(map(tuple, loss_mask.nonzero().tolist())) == sorted(actions + high + switch)
+
+
+def test_plan_execute_advantages_invalid_turn_is_all_action() -> None:
+    """An output that does not parse (`<subgoal> take the key </action>`: the slip sits inside an
+    unclosed subgoal body) chose no subgoal and no switch: every token of it gets A_low, so the
+    invalid-format penalty reaches the slip."""
+    tags = plan_execute_batch()
+    adv_low = torch.tensor([1.0, 3.0, -2.0], dtype=torch.float64)
+    adv_high = torch.tensor([5.0, 7.0, -1.0], dtype=torch.float64)
+    adv_switch = torch.tensor([9.0, -1.0, 4.0], dtype=torch.float64)
+    boundary, first = torch.tensor([True, False, True]), torch.tensor([True, False, False])
+    valid = torch.tensor([True, True, False])
+    adv, loss_mask = plan_execute_advantages(tags, adv_low, adv_high, adv_switch, boundary, first, valid)
+    assert loss_mask[2].tolist() == [True, True, True, True, False, False]
+    assert (adv[2, :4] < 0).all()  # the penalised turn's tokens all go down, its "subgoal" included
+    high = [(0, 1), (0, 2)]  # the valid boundary turn's subgoal tokens (one value: whitened to 0)
+    assert all(loss_mask[n, k] and adv[n, k] == 0 for n, k in high)
+    low_cells = [(n, k) for n in range(3) for k in range(6) if loss_mask[n, k] and (n, k) not in high + [(1, 0)]]
+    z = expected_whiten([adv_low[n].item() for n, _ in low_cells])
+    assert [adv[n, k].item() for n, k in low_cells] == pytest.approx(z)
 
 
 def test_plan_execute_advantages_missing_tags() -> None:
@@ -139,12 +160,13 @@ def test_plan_execute_advantages_missing_tags() -> None:
     tags = TagTokens(attention, attention, none, none, none)
     adv, loss_mask = plan_execute_advantages(
         tags, torch.tensor([1.0, -1.0]), torch.tensor([4.0, 4.0]), torch.tensor([2.0, 2.0]),
-        torch.tensor([True, True]), torch.tensor([True, False]),
+        torch.tensor([True, True]), torch.tensor([True, False]), torch.tensor([True, True]),
     )
     assert loss_mask.tolist() == [[True, True, True], [True, True, False]]
     assert (adv[0] > 0).all() and (adv[1, :2] < 0).all() and adv[1, 2] == 0
     _, loss_mask = plan_execute_advantages(
         tags, torch.tensor([1.0, -1.0]), torch.tensor([4.0, 4.0]), torch.tensor([2.0, 2.0]),
-        torch.tensor([True, True]), torch.tensor([True, False]), low_on_format_tokens=False,
+        torch.tensor([True, True]), torch.tensor([True, False]), torch.tensor([True, True]),
+        low_on_format_tokens=False,
     )
     assert not loss_mask.any()

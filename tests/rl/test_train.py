@@ -51,6 +51,7 @@ def write(tmp_path: Path, data: dict) -> Path:
     ({"algorithm": "grpo", "model": "x", "num_envs": 6, "group_size": 4}, "needs group_size >= 2 dividing"),
     ({"algorithm": "ppo", "agent": "hiper", "model": "x"}, "trains the flat react agent"),
     ({"tiny_model": {}, "model": "x"}, "exactly one of `model` and `tiny_model`"),
+    ({"algorithm": "grpo", "model": "x", "critic_warmup": 2}, "critic_warmup needs a critic (hiper or ppo)"),
 ])
 def test_bad_config_is_one_line_exit_2(tmp_path: Path, data: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -170,3 +171,31 @@ def test_rollouts_sample_the_policy_they_score(tmp_path: Path) -> None:
     scored = policy.score(seq, with_values=False).logprobs
     for n in range(len(messages)):
         torch.testing.assert_close(generated[n], scored[n][seq.response_mask[n]], atol=1e-4, rtol=0)
+
+
+def test_critic_warmup_trains_only_the_critic(tmp_path: Path) -> None:
+    """With `critic_warmup: 1` the first iteration leaves the policy's LM as it was and moves the
+    critic; the second moves the LM too."""
+    trainer = Trainer(tiny(tmp_path, algorithm="hiper", critic="separate", critic_warmup=1, iterations=2),
+                      log=lambda _: None)
+
+    def snapshot() -> tuple[list[Tensor], list[Tensor]]:
+        critic = [*trainer.policy.heads.parameters(), *trainer.policy.critic_backbone.parameters()]
+        return ([p.detach().clone() for p in trainer.policy.model.parameters()],
+                [p.detach().clone() for p in critic])
+
+    def moved(before: list[Tensor], after: list[Tensor]) -> bool:
+        return any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+
+    states = [snapshot()]
+    original_save = trainer.save
+
+    def save_and_snapshot() -> Path:
+        states.append(snapshot())
+        return original_save()
+
+    trainer.save = save_and_snapshot  # called after every iteration (checkpoint_every 1)
+    trainer.train()
+    (lm0, critic0), (lm1, critic1), (lm2, _) = states
+    assert not moved(lm0, lm1) and moved(critic0, critic1)
+    assert moved(lm1, lm2)
