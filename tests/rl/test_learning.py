@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "bench"))
-from learning_curves import clone, recipe  # noqa: E402
+from learning_curves import clone, rl_recipe  # noqa: E402
 
 from agents.rl.trainer import Trainer, evaluate_checkpoint  # noqa: E402
 
@@ -34,27 +34,25 @@ def cloned(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[Pa
     @functools.cache
     def clone_of(agent: str) -> tuple[Path, float]:
         start = clone(agent, root)
-        cfg = recipe("rl", root / f"eval-{agent}", agent=agent, algorithm="hiper" if agent == "hiper" else "grpo",
-                     model=str(start), seed=SEED)
+        cfg = rl_recipe("hiper" if agent == "hiper" else "grpo", start, root / f"eval-{agent}", SEED)
         return start, evaluate_checkpoint(cfg, start, f"clone-{agent}")
 
     return clone_of
 
 
 @pytest.mark.slow
-@pytest.mark.skip(reason="RL does not yet raise success on this tiny model (seed 0, 2-room tasks): clones win "
-                         "0.37-0.48 at temperature 1.0; 64 episodes x 10-15 iterations at actor_lr 1e-4..3e-4 leave "
-                         "GRPO within noise (200-episode evaluation 0.37 -> 0.43 / 0.35; first-step accuracy "
-                         "0.42 -> 0.47) and PPO/HAE worse (PPO 0.37 -> 0.15: collapse to one colour and to "
-                         "'open treasure' for 'go east'); actor_lr 1e-3 collapses every algorithm. Two HAE "
-                         "defects found on the way are fixed (unparsed outputs now get A_low on every token; "
-                         "critic_warmup). Still open: a setting where the sparse signal beats the update noise")
+@pytest.mark.skip(reason="RL does not yet raise success clearly (seed 0, 2-room tasks, 100 evaluation episodes at "
+                         "temperature 1.0, standard error ~0.05): from clones at 0.59 (hiper, 20 passes) and 0.60 "
+                         "(react, 30 passes), 10 iterations x 64 episodes at actor_lr 1e-4 end at hiper 0.66, grpo "
+                         "0.63, ppo 0.68, gigpo 0.60; actor_lr 3e-4 collapses hiper after its first actor update "
+                         "(rollouts 0.56 -> 0.09) and leaves grpo at 0.53-0.58. Before the clone's jump (16 / 28 "
+                         "passes, ~0.4) RL lowered success; after it (24 / 40 passes) clones win 0.93-0.96")
 @pytest.mark.parametrize("algorithm", ["hiper", "grpo"])
 def test_rl_raises_success(cloned: Callable[[str], tuple[Path, float]], tmp_path: Path, algorithm: str) -> None:
     agent = "hiper" if algorithm == "hiper" else "react"
     start, before = cloned(agent)
-    cfg = recipe("rl", tmp_path / algorithm, algorithm=algorithm, agent=agent, model=str(start), seed=SEED)
+    cfg = rl_recipe(algorithm, start, tmp_path / algorithm, SEED)
     after = evaluate_checkpoint(cfg, Trainer(cfg, log=print).train(), f"{algorithm}-after")
     print(f"{algorithm}: success {before:.2f} -> {after:.2f} (seed {SEED}, {cfg.eval_episodes} episodes)")
-    assert before < 0.6, f"the clone is already too good for RL to show ({before:.2f})"
+    assert before < 0.75, f"the clone is already too good for RL to show ({before:.2f})"
     assert after - before >= MIN_GAIN, (before, after)
