@@ -140,8 +140,9 @@ class TrainConfig:
     dual_clip: float = 3.0
     """PPO dual clip c for negative advantages."""
     critic_warmup: int = 0
-    """First iterations that train only the critic (verl's `critic_warmup`): HAE's low-level advantage
-    bootstraps from V_high after every segment, so an untrained critic makes it noise."""
+    """First iterations that train only the critic (verl's `critic_warmup`; a shared backbone still
+    learns through the value losses): HAE's low-level advantage bootstraps from V_high after every
+    segment, so an untrained critic makes it noise."""
     value_clip: float = 0.5
     """Clip of the value update around the rollout's values."""
     value_coef: float = 1.0
