@@ -16,7 +16,10 @@ class HFBackend:
     """Loads `model` (a hub id or a local directory) with `from_pretrained` and generates in batches.
 
     Prompts are left-padded so a whole batch continues from its last token; `temperature=0` is
-    greedy decoding, which makes evaluations repeatable.
+    greedy decoding, which makes evaluations repeatable. Sampling is from the softmax at
+    `temperature`, cut only by `top_p`, as the vllm and openai backends sample: transformers' own
+    default top-k of 50 is switched off (it made a trained checkpoint score 0.46 in evaluation
+    against 0.64 for the distribution it was trained on).
     """
 
     def __init__(self, model: str, device: str = "cpu", dtype: str = "auto", max_new_tokens: int = 128,
@@ -45,7 +48,7 @@ class HFBackend:
 
     def generate(self, conversations: Sequence[Sequence[Message]]) -> list[str]:
         texts = [self.render(c) for c in conversations]
-        sampling = {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p} \
+        sampling = {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p, "top_k": 0} \
             if self.temperature > 0 else {"do_sample": False}
         replies: list[str] = []
         for start in range(0, len(texts), self.batch_size):

@@ -144,3 +144,18 @@ def test_vllm_backend_is_lazy_and_says_what_it_needs():
         pytest.skip("vllm is installed: this machine would load a real model")
     with pytest.raises(ValueError, match="unknown backend"):
         make_backend("llamacpp")
+
+
+def test_hf_sampling_draws_from_the_whole_softmax(tmp_path):
+    """Regression: sampling went through transformers' default top-k of 50, so evaluations drew from
+    another distribution than the vllm/openai backends and than RL rollouts (a trained checkpoint
+    scored 0.46 instead of 0.64). A random model over 200 words, 400 one-token draws: top-k 50 would
+    allow at most 50 distinct words."""
+    from agents.rl.tiny import build_tiny_model
+
+    words = [f"w{i}" for i in range(200)]
+    model_dir = build_tiny_model({"model_type": "gpt2", "n_embd": 16, "n_layer": 1, "n_head": 2}, [" ".join(words)],
+                                 tmp_path / "m", 0)
+    backend = make_backend("hf", model=str(model_dir), max_new_tokens=1, temperature=1.0, batch_size=200)
+    replies = backend.generate([[{"role": "user", "content": "w1 w2"}]] * 400)
+    assert len({r.strip() for r in replies} - {""}) > 50
