@@ -6,19 +6,22 @@ bootstrap); otherwise it was cut off and the return is bootstrapped from `last_v
 critic's value of the state after the last real turn (default 0). Every output is 0 on padding.
 
 Everything is vectorised over the batch and the turns: the backward recursions of the papers,
-`y_t = x_t + c_t * y_{t+1}`, run as a log-depth scan (`discounted_cumsum`), so there is no Python
-loop over trajectories or turns, only about log2(T) array steps. Inputs are read as constants (detached): advantages and returns are
-regression targets, never differentiated through.
+`y_t = x_t + c_t * y_{t+1}`, run as a log-depth scan (`discounted_cumsum`), or, when c is one
+constant (GAE), as one product with a cached discount matrix, so there is no Python loop over
+trajectories or turns. Inputs are read as constants (detached) through zero-copy views and never
+written: advantages and returns are regression targets, never differentiated through.
 
 The scans and `gae`/`hae` do their arithmetic in NumPy on the CPU, in float64 for float64 inputs
 and in float32 otherwise (half types included), and return tensors of the input's dtype on its
 device. At these sizes (B x T ~ 10^4) the cost is per-operation dispatch, about 1 us for a NumPy
-call against about 5 us for a torch call on our 2-core CPU; a GPU caller pays one small copy each
-way.
+call against about 5 us for a torch call on our 2-core CPU, so masks are turned into 0/1 floats
+once (float products are cheaper than bool ones) and temporaries are few. A GPU caller pays one
+small copy each way.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Hashable, Sequence
 from typing import NamedTuple
 
@@ -42,6 +45,30 @@ def _numpy(x: Tensor, dtype: torch.dtype) -> np.ndarray:
 def _tensor(x: np.ndarray, like: Tensor) -> Tensor:
     """`x` as a tensor of `like`'s device and dtype."""
     return torch.from_numpy(x).to(like.device, like.dtype)
+
+
+def _float_mask(mask: Tensor, like: np.ndarray) -> np.ndarray:
+    """The bool mask as 0/1 of `like`'s dtype (float products are cheaper than bool-float ones)."""
+    return _numpy(mask, torch.bool).astype(like.dtype)
+
+
+def _shift(x: np.ndarray) -> np.ndarray:
+    """`x[..., t + 1]` at turn t, 0 at the last column (one contiguous copy of the flattened rows)."""
+    out = np.empty_like(x)
+    out.reshape(-1)[:-1] = x.reshape(-1)[1:]
+    out[..., -1] = 0.0
+    return out
+
+
+def _add_bootstrap(v_next: np.ndarray, m: np.ndarray, m_next: np.ndarray, terminated: Tensor,
+                   last_values: Tensor | None) -> None:
+    """Add the value after each row's last real turn to `v_next` (in place) at that turn: 0 if the
+    row terminated or `last_values` is None, else `last_values`. `m_next` is `_shift(m)`."""
+    if last_values is not None:
+        end = np.where(_numpy(terminated, torch.bool), 0.0, _numpy(last_values, _compute_dtype(last_values)))
+        last_turn = m - m_next
+        last_turn *= end[:, None].astype(v_next.dtype, copy=False)
+        v_next += last_turn
 
 
 def _scan(y: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -75,21 +102,15 @@ def discounted_cumsum(x: Tensor, c: Tensor) -> Tensor:
     return _tensor(_scan(_numpy(x, dtype).copy(), _numpy(c, dtype).copy()), x)
 
 
-def _bootstrap(terminated: Tensor, last_values: Tensor, mask: np.ndarray, dtype: torch.dtype) -> np.ndarray:
-    """[B] value of the state after each row's last real turn: 0 if terminated (or the row is
-    empty), else `last_values`."""
-    done = _numpy(terminated, torch.bool) | ~mask[:, 0]
-    return np.where(done, 0.0, _numpy(last_values, dtype))
-
-
-def _next(x: np.ndarray, mask: np.ndarray, end: np.ndarray | None = None) -> np.ndarray:
-    """`x[:, t + 1]` at turn t (x is 0 on padding), with `end` (or 0) at each row's last real turn."""
-    B, T = x.shape
-    ext = np.zeros((B, T + 1), x.dtype)
-    ext[:, :T] = x
-    if end is not None:
-        ext[np.arange(B), mask.sum(axis=1)] = end
-    return ext[:, 1:]
+@functools.lru_cache(maxsize=32)
+def _discount_matrix(T: int, c: float, dtype: np.dtype) -> np.ndarray:
+    """[T, T] matrix `M[k, t] = c^(k - t)` for k >= t, else 0, so that `x @ M` is the discounted
+    sum `y_t = sum_{k>=t} c^(k-t) x_k` of each row of x. For a constant c one BLAS product beats
+    the scan's log2(T) passes; cached, as a run uses a single (T, c). Read-only."""
+    lag = np.arange(T)[:, None] - np.arange(T)[None, :]
+    matrix = np.where(lag >= 0, np.float64(c) ** np.maximum(lag, 0), 0.0).astype(dtype)
+    matrix.flags.writeable = False
+    return matrix
 
 
 def gae(
@@ -120,11 +141,16 @@ def gae(
         (advantages, returns), both [B, T], 0 on padding.
     """
     dtype = _compute_dtype(values)
-    mask_np = _numpy(mask, torch.bool)
-    end = None if last_values is None else _bootstrap(terminated, last_values, mask_np, dtype)
-    V = _numpy(values, dtype) * mask_np
-    delta = _numpy(rewards, dtype) * mask_np + gamma * _next(V, mask_np, end) - V
-    advantages = _scan(delta, np.full_like(delta, gamma * lam))
+    V = _numpy(values, dtype)
+    m = _float_mask(mask, V)
+    V = V * m
+    V_next = _shift(V)
+    _add_bootstrap(V_next, m, _shift(m), terminated, last_values)
+    V_next *= gamma
+    delta = _numpy(rewards, dtype) * m
+    delta += V_next
+    delta -= V
+    advantages = delta @ _discount_matrix(m.shape[1], float(gamma * lam), delta.dtype)
     return _tensor(advantages, values), _tensor(advantages + V, values)
 
 
@@ -191,34 +217,46 @@ def hae(
         last_values: [B] bootstrap value for truncated rows (default 0).
     """
     dtype = _compute_dtype(values_low)
-    mask_np = _numpy(mask, torch.bool)
-    boundary = mask_np & _numpy(switch, torch.bool)
-    boundary[:, 0] = mask_np[:, 0]
-    V_low = _numpy(values_low, dtype) * mask_np
-    V_high = _numpy(values_high, dtype) * mask_np
-    r = _numpy(rewards, dtype) * mask_np
-    end = None if last_values is None else _bootstrap(terminated, last_values, mask_np, dtype)
-    # at turn t, the value of turn t + 1 by the critic that values it from t (V_high at a boundary)
-    V_next = _next(np.where(boundary, V_high, V_low), mask_np, end)
-    # turn t + 1 is a real turn of t's segment (so t does not end a segment)
-    inside_next = _next(mask_np & ~boundary, mask_np)
+    V_low = _numpy(values_low, dtype)
+    masks = np.empty((2, *V_low.shape), V_low.dtype)  # real turns and boundary turns, as 0/1
+    np.copyto(masks[0], _numpy(mask, torch.bool))
+    np.copyto(masks[1], _numpy(switch, torch.bool))
+    m, bd = masks
+    bd *= m
+    bd[:, 0] = m[:, 0]
+    m_next, bd_next = _shift(masks)
+    inside_next = m_next - bd_next  # turn t + 1 is a real turn of t's segment
+    V_low = V_low * m
+    V_high = _numpy(values_high, dtype) * m
+    r = _numpy(rewards, dtype) * m
+    # gamma times the value of turn t + 1 by the critic that values it from t (V_high at a boundary)
+    V_start = V_high - V_low
+    V_start *= bd
+    V_start += V_low
+    gV_next = _shift(V_start)
+    _add_bootstrap(gV_next, m, m_next, terminated, last_values)
+    gV_next *= gamma
 
-    # both levels in one scan: low resets where the next turn is a boundary, high crosses it with lam_seg
-    B, T = mask_np.shape
-    x = np.empty((2, B, T), V_low.dtype)
-    np.subtract(r + gamma * V_next, V_low, out=x[0])
-    np.subtract(r + gamma * (mask_np & ~inside_next) * V_next, boundary * V_high, out=x[1])
-    c = np.empty_like(x)
+    # both levels in one scan: low resets where the next turn is a boundary, high crosses it with
+    # lam_seg. `out` ends as adv_low, adv_high, ret_low, ret_high; the scan runs in its first half.
+    out = np.empty((4, *m.shape), V_low.dtype)
+    np.add(r, gV_next, out=out[0])
+    np.multiply(inside_next, gV_next, out=out[1])
+    np.subtract(out[0], out[1], out=out[1])  # the next value only where the segment ends
+    out[0] -= V_low
+    np.multiply(bd, V_high, out=out[2])
+    out[1] -= out[2]
+    c = np.empty_like(out[:2])
     np.multiply(inside_next, gamma * lam_turn, out=c[0])
-    c[1] = np.where(inside_next, gamma, gamma * lam_seg)
-    adv_low, G = _scan(x, c)
-    out = np.empty((4, B, T), V_low.dtype)  # adv_low, ret_low, adv_high, ret_high
-    out[0] = adv_low
-    np.add(adv_low, V_low, out=out[1])
-    np.multiply(G, boundary, out=out[2])
-    np.multiply(out[2] + V_high, boundary, out=out[3])
-    adv_low, ret_low, adv_high, ret_high = _tensor(out, values_low).unbind()
-    return HAEResult(adv_low, ret_low, adv_high, ret_high, torch.from_numpy(boundary).to(mask.device))
+    np.multiply(inside_next, gamma * (1.0 - lam_seg), out=c[1])
+    c[1] += gamma * lam_seg
+    _scan(out[:2], c)
+    out[1] *= bd
+    np.add(out[0], V_low, out=out[2])
+    np.add(out[1], V_high, out=out[3])
+    out[3] *= bd
+    adv_low, adv_high, ret_low, ret_high = _tensor(out, values_low).unbind()
+    return HAEResult(adv_low, ret_low, adv_high, ret_high, torch.from_numpy(bd > 0).to(mask.device))
 
 
 def segment_returns(

@@ -191,6 +191,19 @@ def test_float32_and_detached() -> None:
         torch.testing.assert_close(x.double(), ref[field], rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_inputs_are_not_modified(dtype: torch.dtype) -> None:
+    """The estimators read the caller's tensors through zero-copy NumPy views; none may be written."""
+    b = random_batch(5, 7, 0.4, "mixed", seed=9)
+    b = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in b.items()}
+    before = {k: v.clone() for k, v in b.items()}
+    gae(b["rewards"], b["values_low"], b["mask"], b["terminated"], 0.9, 0.8, b["last_values"])
+    hae(b["rewards"], b["values_low"], b["values_high"], b["switch"], b["mask"], b["terminated"],
+        0.9, 0.8, 0.7, b["last_values"])
+    for k, v in b.items():
+        assert torch.equal(v, before[k]), k
+
+
 @pytest.mark.parametrize("terminated", ["all", "none", "mixed"])
 def test_segment_returns(terminated: str) -> None:
     """G_t = discounted return to the segment end + V_high(next boundary) = ret_low with lam_turn = 1."""
