@@ -161,6 +161,9 @@ class TrainConfig:
     """Expert episodes recorded as the behaviour-cloning set (sft)."""
     sft_lr: float = 1e-5
     """Learning rate of behaviour cloning."""
+    sft_noise: float = 0.0
+    """Chance that a demonstration turn plays a uniformly random admissible action in place of the
+    expert's (an imperfect demonstrator; the expert then recovers from where it landed)."""
 
     # --- bookkeeping
     seed: int = 0
@@ -211,6 +214,8 @@ class TrainConfig:
                               f"({self.num_envs} / {self.group_size})")
         if self.critic_warmup and self.algorithm not in ("hiper", "ppo"):
             raise ConfigError(f"critic_warmup needs a critic (hiper or ppo); {self.algorithm} has none")
+        if not 0.0 <= self.sft_noise <= 1.0:
+            raise ConfigError(f"sft_noise is a probability, got {self.sft_noise}")
         for name in ("iterations", "num_envs", "minibatch_size", "ppo_epochs", "max_new_tokens",
                      "checkpoint_every", "keep_checkpoints", "eval_episodes"):
             if getattr(self, name) < 1:

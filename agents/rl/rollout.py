@@ -111,9 +111,10 @@ class PolicyBackend(HFBackend):
     """The `hf` backend's chat rendering and batched `generate`, over the model being trained.
 
     It skips `HFBackend.__init__` (which loads a model from disk) and points at the live model.
-    Rollouts sample from the policy itself: the model's generation defaults (transformers' top-k 50,
-    a hub model's repetition penalty) are set aside while generating, else the tokens would come
-    from another distribution than the log-probabilities pi_old the update scores them with.
+    Rollouts sample from the policy itself: the model's own generation defaults (a hub model's
+    repetition penalty or top-k) are set aside while generating, else the tokens would come from
+    another distribution than the log-probabilities pi_old the update scores them with. (The `hf`
+    backend already passes top_k 0 when it samples.)
     """
 
     def __init__(self, model: Any, tokenizer: Any, device: str, max_new_tokens: int, temperature: float,
@@ -131,8 +132,7 @@ class PolicyBackend(HFBackend):
 
         saved = self.model.generation_config
         self.model.generation_config = GenerationConfig(
-            top_k=0 if self.temperature > 0 else None, bos_token_id=saved.bos_token_id, eos_token_id=saved.eos_token_id,
-            pad_token_id=saved.pad_token_id)
+            bos_token_id=saved.bos_token_id, eos_token_id=saved.eos_token_id, pad_token_id=saved.pad_token_id)
         try:
             return super().generate(conversations)
         finally:
@@ -205,12 +205,12 @@ def collect(pool: Pool, spec: EnvSpec, tasks: Sequence[tuple[str, int]], seeds: 
     return [done[i] for i in sorted(done)], failed
 
 
-def expert_reply(agent: LLMAgent, info: dict[str, Any]) -> str:
-    """The reply a perfect agent of `agent`'s kind would give: the env's expert action, with the
-    env's canonical subgoal (SPEC 2.1 `subgoals`, `subgoal_index`) as plan or thought."""
+def expert_reply(agent: LLMAgent, info: dict[str, Any], action: str | None = None) -> str:
+    """The reply a perfect agent of `agent`'s kind would give: the env's expert action (or `action`),
+    with the env's canonical subgoal (SPEC 2.1 `subgoals`, `subgoal_index`) as plan or thought."""
     subgoals = info["subgoals"]
     subgoal = subgoals[min(info["subgoal_index"], len(subgoals) - 1)] if subgoals else "finish the task"
-    action = str(info["expert_action"])
+    action = str(info["expert_action"]) if action is None else action
     if hasattr(agent, "subgoal"):
         return format_plan_execute(PlanStep(agent.subgoal != subgoal, subgoal, action))
     return f"<think>{subgoal}</think>\n<action>{action}</action>"
@@ -218,7 +218,8 @@ def expert_reply(agent: LLMAgent, info: dict[str, Any]) -> str:
 
 def expert_demos(cfg: TrainConfig, episodes: int, seed: int) -> list[tuple[list[Message], str]]:
     """(prompt messages, expert reply) for every turn of `episodes` expert episodes on the training
-    split, each rendered by the agent being trained; tasks drawn with `seed`."""
+    split, each rendered by the agent being trained; tasks drawn with `seed`. With `cfg.sft_noise`
+    the demonstrator sometimes plays a random admissible action, and the reply records it."""
     spec = env_spec(cfg, cfg.train_split, expert=True)
     env = spec.make()
     agent = agent_class(cfg.agent).for_env(cfg.env_id, backend=None, history=cfg.history)
@@ -233,11 +234,14 @@ def expert_demos(cfg: TrainConfig, episodes: int, seed: int) -> list[tuple[list[
             done = False
             while not done:
                 messages = agent.prompt(obs, info)
-                reply = expert_reply(agent, info)
+                action = str(info["expert_action"])
+                if cfg.sft_noise and rng.random() < cfg.sft_noise:
+                    action = str(rng.choice(info["admissible_actions"]))
+                reply = expert_reply(agent, info, action)
                 demos.append((messages, reply))
                 agent.consume(obs, reply)
                 agent.step += 1
-                obs, _, terminated, truncated, info = env.step(str(info["expert_action"]))
+                obs, _, terminated, truncated, info = env.step(action)
                 done = terminated or truncated
     finally:
         env.close()

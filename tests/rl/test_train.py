@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from agents.rl.config import ConfigError, TrainConfig, config_from_dict, load_config
 from agents.rl.policy import CheckpointError, Policy, make_sequences
-from agents.rl.rollout import PolicyBackend, render
+from agents.rl.rollout import PolicyBackend, expert_demos, render
 from agents.rl.tiny import build_tiny_model
 from agents.rl.trainer import Trainer, TrainingError
 from harness.cli import app
@@ -52,6 +52,7 @@ def write(tmp_path: Path, data: dict) -> Path:
     ({"algorithm": "ppo", "agent": "hiper", "model": "x"}, "trains the flat react agent"),
     ({"tiny_model": {}, "model": "x"}, "exactly one of `model` and `tiny_model`"),
     ({"algorithm": "grpo", "model": "x", "critic_warmup": 2}, "critic_warmup needs a critic (hiper or ppo)"),
+    ({"algorithm": "sft", "model": "x", "sft_noise": 1.5}, "sft_noise is a probability, got 1.5"),
 ])
 def test_bad_config_is_one_line_exit_2(tmp_path: Path, data: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -199,3 +200,16 @@ def test_critic_warmup_trains_only_the_critic(tmp_path: Path) -> None:
     (lm0, critic0), (lm1, critic1), (lm2, _) = states
     assert not moved(lm0, lm1) and moved(critic0, critic1)
     assert moved(lm1, lm2)
+
+
+def test_noisy_demonstrator_plays_and_records_random_admissible_actions(tmp_path: Path) -> None:
+    """The expert wins each 2-room task in 4 turns and never walks west (the key is in room 1); a
+    demonstrator that errs half the time takes longer, and its transcripts show the errors it made."""
+    def actions(noise: float) -> list[str]:
+        demos = expert_demos(tiny(tmp_path, max_steps=10, sft_noise=noise), 20, seed=3)
+        return [re.search(r"<action>(.*?)</action>", reply).group(1) for _, reply in demos]
+
+    clean, noisy = actions(0.0), actions(0.5)
+    assert len(clean) == 4 * 20 and "go west" not in clean
+    assert len(noisy) > len(clean) and "go west" in noisy
+    assert all(re.fullmatch(r"take \w+ key|open \w+ door|go east|go west|take treasure", a) for a in noisy)
