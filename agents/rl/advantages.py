@@ -218,14 +218,11 @@ def hae(
     """
     dtype = _compute_dtype(values_low)
     V_low = _numpy(values_low, dtype)
-    masks = np.empty((2, *V_low.shape), V_low.dtype)  # real turns and boundary turns, as 0/1
-    np.copyto(masks[0], _numpy(mask, torch.bool))
-    np.copyto(masks[1], _numpy(switch, torch.bool))
-    m, bd = masks
-    bd *= m
+    m = _float_mask(mask, V_low)
+    bd = _float_mask(switch, V_low) * m  # boundary turns, as 0/1
     bd[:, 0] = m[:, 0]
-    m_next, bd_next = _shift(masks)
-    inside_next = m_next - bd_next  # turn t + 1 is a real turn of t's segment
+    m_next = _shift(m)
+    inside_next = m_next - _shift(bd)  # turn t + 1 is a real turn of t's segment
     V_low = V_low * m
     V_high = _numpy(values_high, dtype) * m
     r = _numpy(rewards, dtype) * m
