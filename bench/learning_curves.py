@@ -3,10 +3,14 @@
 For each agent kind (plan-execute for hiper, flat for the others) a tiny GPT-2 is behaviour-cloned
 once (`harness/configs/train/learn-keydoor-sft.yaml`); each algorithm then trains from it for every
 seed (`learn-keydoor-rl.yaml`). Plotted: the training rollouts' success rate against environment
-steps, mean and range over seeds. CPU only (one torch thread): a clone takes under a minute, an RL run
-of 10 iterations (64 episodes each) about 3 minutes on 2 lightly loaded cores.
+steps, mean and range over seeds. CPU only (one torch thread): a clone takes 1-2 minutes, an RL run
+of 10 iterations (64 episodes each on 3-room tasks) 3 minutes for the flat algorithms and 5 for
+hiper on 2 cores; `--seeds 0 1` took 36 minutes. Measured that way (training-rollout success, first
+2 iterations -> last 3, seeds 0 / 1): HAE 0.38 -> 0.70 / 0.43 -> 0.78, PPO-GAE 0.58 -> 0.90 /
+0.59 -> 0.88, GRPO 0.58 -> 0.82 / 0.77 -> 0.92, RLOO 0.60 -> 0.81 / 0.75 -> 0.90, GiGPO 0.62 -> 0.83
+/ 0.78 -> 0.93 (HAE's plan-execute clone starts lower).
 
-    .venv/bin/python bench/learning_curves.py --seeds 0 1 2 --iterations 10 --out runs/learning_curves
+    .venv/bin/python bench/learning_curves.py --seeds 0 1 --iterations 10 --out runs/learning_curves
 """
 
 from __future__ import annotations
