@@ -1,9 +1,9 @@
-"""Vectorised advantage estimators against the per-trajectory loop reference of the tests.
+"""Vectorised advantage estimators against the per-trajectory loops that are their readable reference.
 
     .venv/bin/python bench/advantages_speed.py [--batch 128 1024] [--turns 50] [--repeats 20]
 
-Times `gae` and `hae` (agents.rl.advantages) and the plain-Python loops of
-tests/rl/rl_loop_reference.py on the same random batch (both include reading the tensors; the loops
+Times `gae` and `hae` (harness.training.advantages) and the plain-Python loops of
+harness.training.reference on the same random batch (both include reading the tensors; the loops
 convert to Python lists first, their fastest form) and prints the median wall time of each and the
 ratio. Target of issue 6: at least 50x at B=128 trajectories x T=50 turns. The vectorised cost is
 mostly per-operation dispatch (a few microseconds per torch call) and barely grows with B, while the
@@ -21,10 +21,9 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "rl"))
-from rl_loop_reference import gae_loop, hae_loop  # noqa: E402
-
-from agents.rl.advantages import gae, hae  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness.training.advantages import gae, hae  # noqa: E402
+from harness.training.reference import gae_loop, hae_loop  # noqa: E402
 
 
 def median_seconds(fn: Callable[[], object], repeats: int) -> float:

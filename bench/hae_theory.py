@@ -28,7 +28,7 @@ segment start is the pair (g, a), whose log-probability is the sum of the two te
     g_flat = sum_t [ grad log pi_H(g_t | x_t) [t is a boundary] + grad log pi_L(a_t | x_t, g_t) ] * (G_t - V(t, x_t))
 
   HAE (lambda_turn = lambda_seg = 1, exact critics V_low(t, x, g) = E[G_t | x_t = x, g_t = g] and
-  V_high(t, x) = E[G_t | x_t = x] at segment starts; A from `agents.rl.advantages.hae`):
+  V_high(t, x) = E[G_t | x_t = x] at segment starts; A from `harness.training.advantages.hae`):
     g_HAE = sum_k grad log pi_H(g_k | x_{b_k}) * A_high_k + sum_t grad log pi_L(a_t | x_t, g_t) * A_low_t,
     A_high_k = G_{b_k} - V_high(x_{b_k})
     A_low_t  = sum_{j=t}^{e_k} r_j + V_high(x_{b_{k+1}}) - V_low(x_t, g_k)      (V_high = 0 after T)
@@ -73,7 +73,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from agents.rl.advantages import gae, hae
+from harness.training.advantages import gae, hae
 
 N_STATES, N_ACTIONS, N_SUBGOALS, HORIZON = 3, 2, 2, 4
 N_PARAMS = N_STATES * N_SUBGOALS + N_STATES * N_SUBGOALS * N_ACTIONS

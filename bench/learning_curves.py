@@ -26,8 +26,8 @@ import yaml
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from agents.rl.config import TrainConfig, config_from_dict  # noqa: E402
-from agents.rl.trainer import Trainer  # noqa: E402
+from harness.training.config import TrainConfig, config_from_dict  # noqa: E402
+from harness.training.trainer import Trainer  # noqa: E402
 
 CONFIGS = Path(__file__).parents[1] / "harness" / "configs" / "train"
 # Passes of behaviour cloning per agent kind over the noisy demonstrator's transcripts (sft_noise 0.4,

@@ -282,8 +282,8 @@ def train(
     address: Address = None,
 ) -> None:
     """Train an LLM agent (hiper, ppo, grpo, rloo, gigpo or sft); checkpoints load with `run --agent-kwargs`."""
-    from agents.rl.trainer import TrainingError
-    from agents.rl.trainer import train as run_training
+    from harness.training.trainer import TrainingError
+    from harness.training.trainer import train as run_training
 
     try:
         overrides = {key: value for key, value in (("env_backend", backend), ("ray_address", address)) if value}

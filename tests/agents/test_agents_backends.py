@@ -151,7 +151,7 @@ def test_hf_sampling_draws_from_the_whole_softmax(tmp_path):
     another distribution than the vllm/openai backends and than RL rollouts (a trained checkpoint
     scored 0.46 instead of 0.64). A random model over 200 words, 400 one-token draws: top-k 50 would
     allow at most 50 distinct words."""
-    from agents.rl.tiny import build_tiny_model
+    from harness.training.tiny import build_tiny_model
 
     words = [f"w{i}" for i in range(200)]
     model_dir = build_tiny_model({"model_type": "gpt2", "n_embd": 16, "n_layer": 1, "n_head": 2}, [" ".join(words)],

@@ -147,9 +147,9 @@ def test_resume_after_killing_the_driver(tmp_path, subprocess_env):
 def test_training_rollouts_on_ray_actors(tmp_path, local_ray, monkeypatch):
     """`env_backend: ray` (`train --backend ray`): one PPO iteration whose env workers are Ray actors."""
     pytest.importorskip("torch")
-    from agents.rl.config import config_from_dict
-    from agents.rl.trainer import Trainer
     from harness import ray_backend
+    from harness.training.config import config_from_dict
+    from harness.training.trainer import Trainer
 
     spawned = []
     spawn = ray_backend.RayPool._spawn

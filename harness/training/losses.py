@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from agents.rl.spans import TagTokens
+from harness.training.spans import TagTokens
 
 
 def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
@@ -107,7 +107,7 @@ def plan_execute_advantages(
     - A_low to the `<action>` body of every turn;
     - A_high to the `<subgoal>` body of boundary turns only (a KEEP copies its subgoal: no choice);
     - A_switch to the `<switch>` body, except on first turns, where the switch is forced. The
-      switch advantage is either form of `agents.rl.advantages`: `switch_advantage_paper`
+      switch advantage is either form of `harness.training.advantages`: `switch_advantage_paper`
       ((q - beta)(V_high - V_low)) or `switch_advantage_return` (the released code's).
     Each advantage is z-normalised separately over its tokens, then the three are summed (their
     token sets are disjoint).

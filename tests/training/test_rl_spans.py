@@ -1,4 +1,4 @@
-"""agents.rl.spans: token masks of the plan-execute tag bodies, from offsets, on tokenizers built here."""
+"""harness.training.spans: token masks of the plan-execute tag bodies, from offsets, on tokenizers built here."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-from agents.rl.spans import TAGS, body_spans, tag_tokens
+from harness.training.spans import TAGS, body_spans, tag_tokens
 from hiper_envs.wrappers.plan_execute import find_tag
 
 CORPUS = [

@@ -1,4 +1,4 @@
-"""agents.rl.losses on hand-worked numbers, masks and edge cases."""
+"""harness.training.losses on hand-worked numbers, masks and edge cases."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import statistics
 import pytest
 import torch
 
-from agents.rl.losses import (
+from harness.training.losses import (
     clipped_value_loss,
     entropy,
     kl_k3,
@@ -17,7 +17,7 @@ from agents.rl.losses import (
     plan_execute_advantages,
     ppo_clip_loss,
 )
-from agents.rl.spans import TagTokens
+from harness.training.spans import TagTokens
 
 
 def test_masked_mean_and_whiten() -> None:

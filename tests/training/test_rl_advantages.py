@@ -1,13 +1,12 @@
-"""agents.rl.advantages against the per-trajectory loops of rl_loop_reference, hand-worked
-examples, and the identities between HAE and GAE."""
+"""harness.training.advantages against the per-trajectory loops of harness.training.reference,
+hand-worked examples, and the identities between HAE and GAE."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from rl_loop_reference import gae_loop, gigpo_loop, grpo_loop, hae_loop, rloo_loop
 
-from agents.rl.advantages import (
+from harness.training.advantages import (
     discounted_cumsum,
     gae,
     gigpo,
@@ -18,6 +17,7 @@ from agents.rl.advantages import (
     switch_advantage_paper,
     switch_advantage_return,
 )
+from harness.training.reference import gae_loop, gigpo_loop, grpo_loop, hae_loop, rloo_loop
 
 
 def random_batch(B: int, T: int, p_switch: float, terminated: str, seed: int, empty_row: bool = False):

@@ -1,7 +1,9 @@
-"""Reference implementations: the equations of REFERENCE C.2 / SPEC 7, one trajectory at a time.
+"""The advantage estimators as the papers write them: one trajectory, one turn at a time.
 
-Plain Python floats and loops, written to be checked by eye against the papers, not to be fast.
-Used by the tests and by bench/advantages_speed.py as the baseline.
+This is the version to read. Plain Python floats and loops, checked by eye against the equations
+in `advantages` (whose docstrings carry them), not fast: `advantages` computes the same numbers
+vectorised over the batch, and the tests hold the two equal on random batches (also with
+truncated rows and bootstrap values). `bench/advantages_speed.py` times one against the other.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[2] / "bench"))
 from learning_curves import clone, rl_recipe  # noqa: E402
 
-from agents.rl.trainer import Trainer, evaluate_checkpoint  # noqa: E402
+from harness.training.trainer import Trainer, evaluate_checkpoint  # noqa: E402
 
 MIN_GAIN = 0.15  # absolute rise of the success rate
 SEED = 0

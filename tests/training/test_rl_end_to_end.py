@@ -7,9 +7,9 @@ from test_rl_spans import CORPUS, make_tokenizer
 from tokenizers import pre_tokenizers
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from agents.rl.advantages import hae, segment_returns, switch_advantage_return
-from agents.rl.losses import entropy, kl_k3, plan_execute_advantages, ppo_clip_loss
-from agents.rl.spans import tag_tokens
+from harness.training.advantages import hae, segment_returns, switch_advantage_return
+from harness.training.losses import entropy, kl_k3, plan_execute_advantages, ppo_clip_loss
+from harness.training.spans import tag_tokens
 
 
 def test_one_hae_update_step() -> None:

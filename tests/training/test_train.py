@@ -16,12 +16,12 @@ import yaml
 from torch import Tensor
 from typer.testing import CliRunner
 
-from agents.rl.config import ConfigError, TrainConfig, config_from_dict, load_config
-from agents.rl.policy import CheckpointError, Policy, make_sequences
-from agents.rl.rollout import PolicyBackend, expert_demos, render
-from agents.rl.tiny import build_tiny_model
-from agents.rl.trainer import Trainer, TrainingError
 from harness.cli import app
+from harness.training.config import ConfigError, TrainConfig, config_from_dict, load_config
+from harness.training.policy import CheckpointError, Policy, make_sequences
+from harness.training.rollout import PolicyBackend, expert_demos, render
+from harness.training.tiny import build_tiny_model
+from harness.training.trainer import Trainer, TrainingError
 
 SMOKE = Path(__file__).parents[2] / "harness" / "configs" / "train"
 TINY = {

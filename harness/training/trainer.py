@@ -7,29 +7,27 @@ One iteration, in the order the code runs (`Trainer.iteration`):
    (`rollout.shape_rewards`).
 2. Scoring: one no-grad pass gives the sampling policy's log-probabilities pi_old, the critic's
    values, and the reference policy's log-probabilities (the KL anchor).
-3. Advantages (`agents.rl.advantages`), per turn, then per token:
-   - hiper: HAE. A_low to the action tokens of every turn, A_high to the subgoal tokens of boundary
-     turns, A_switch to the switch tokens, each z-normalised; every token of an output that does not
-     parse gets A_low (`losses.plan_execute_advantages`).
-     V_high and V_term are read at the prompt's last token (state s_t), V_low at the subgoal's last
-     token (s_t with the chosen subgoal o_t).
-   - ppo: GAE over turns, V at the prompt's last token; whitened over the batch's tokens.
-   - grpo / rloo: the episode return's group-relative advantage, on every token of the episode.
-   - gigpo: episode-level plus anchor-state step-level group advantages (anchor = observation).
+3. Targets: the algorithm's function in `harness.training.algorithms.ALGORITHMS` turns the batch
+   and the scored old policy into token advantages, the loss mask and the critic's targets (HAE,
+   GAE, GRPO, RLOO, GiGPO or SFT, each written out there beside its equations). Value heads read
+   the prompt's last token (state s_t); an algorithm's subgoal heads (HAE's V_low) read the
+   subgoal's last token (s_t with the chosen subgoal o_t).
 4. Update: `ppo_epochs` passes of minibatches of turns; loss = PPO dual-clip surrogate
    + kl_coef * k3 KL - entropy_coef * entropy + value_coef * (clipped value losses); during the first
    `critic_warmup` iterations only the value losses train. A non-finite loss stops training before
    any weight changes, keeping the last good checkpoint.
 
-SFT iterations instead take passes of next-token cross-entropy over expert transcripts' replies.
+SFT iterations instead take passes over expert transcripts, with the `sft` targets (weight 1 on
+every reply token): the mean negative log-likelihood of the replies.
 
 Metrics (TensorBoard under OUT/tb, and one JSON line per iteration in OUT/metrics.jsonl):
   rollout/return, rollout/success, rollout/episode_length, rollout/format_valid,
   rollout/switch_rate (hiper: SWITCH turns / turns), rollout/segment_length (turns per segment),
   rollout/env_steps (cumulative), rollout/failed_episodes,
   losses/policy, losses/kl, losses/entropy, losses/clip_fraction, losses/value_<head>,
-  losses/sft (sft), adv/mean, adv/std, adv/min, adv/max (over the turn-level advantage: A_low for
-  hiper), eval/success (harness evaluation on `eval_split`), time/rollout_s, time/update_s.
+  losses/sft (sft), tokens/prompt and tokens/response (the update batch's), adv/mean, adv/std,
+  adv/min, adv/max (over the turn-level advantage: A_low for hiper), eval/success (harness
+  evaluation on `eval_split`), time/rollout_s, time/update_s.
 """
 
 from __future__ import annotations
@@ -49,19 +47,13 @@ import torch
 import transformers
 from torch import Tensor
 
-from agents.rl import advantages as adv
-from agents.rl.config import ConfigError, TrainConfig
-from agents.rl.losses import (
-    clipped_value_loss,
-    entropy,
-    kl_k3,
-    masked_mean,
-    masked_whiten,
-    plan_execute_advantages,
-    ppo_clip_loss,
-)
-from agents.rl.policy import Policy, Sequences, make_sequences
-from agents.rl.rollout import (
+from harness.runner import Pool
+from harness.sweep import pool_factory
+from harness.training.algorithms import ALGORITHMS, Batch, Targets
+from harness.training.config import ConfigError, TrainConfig
+from harness.training.losses import clipped_value_loss, entropy, kl_k3, masked_mean, ppo_clip_loss
+from harness.training.policy import Policy, Sequences, make_sequences
+from harness.training.rollout import (
     PolicyBackend,
     Trajectory,
     collect,
@@ -70,9 +62,7 @@ from agents.rl.rollout import (
     recording_agent,
     render,
 )
-from agents.rl.spans import TagTokens, tag_tokens
-from harness.runner import Pool
-from harness.sweep import pool_factory
+from harness.training.spans import TagTokens, tag_tokens
 
 # Config fields a resumed run must share with the run that wrote the checkpoint.
 IDENTITY = ("algorithm", "agent", "env_id", "model", "tiny_model", "lora_rank", "critic", "switch_advantage",
@@ -81,12 +71,6 @@ IDENTITY = ("algorithm", "agent", "env_id", "model", "tiny_model", "lora_rank", 
 
 class TrainingError(RuntimeError):
     """Training cannot go on (a non-finite loss); the message names the last good checkpoint."""
-
-
-def value_heads(cfg: TrainConfig) -> tuple[str, ...]:
-    if cfg.algorithm == "hiper":
-        return ("low", "high", "term") if cfg.switch_advantage == "return" else ("low", "high")
-    return ("value",) if cfg.algorithm == "ppo" else ()
 
 
 def seed_everything(seed: int) -> None:
@@ -121,7 +105,8 @@ class Trainer:
         self.task_rng = np.random.default_rng(cfg.seed)
         self._vllm: Any = None
         saved = self._read_latest()
-        self.policy = Policy(self._model_dir(), value_heads(cfg), cfg.critic, cfg.lora_rank, cfg.lora_alpha,
+        self.algorithm = ALGORITHMS[cfg.algorithm]
+        self.policy = Policy(self._model_dir(), self.algorithm.heads(cfg), cfg.critic, cfg.lora_rank, cfg.lora_alpha,
                              cfg.dtype, cfg.device, reference=cfg.kl_coef > 0 and cfg.algorithm != "sft")
         lr = cfg.sft_lr if cfg.algorithm == "sft" else cfg.actor_lr
         self.optimizer = torch.optim.AdamW(self.policy.param_groups(lr, cfg.critic_lr), weight_decay=cfg.weight_decay)
@@ -136,7 +121,7 @@ class Trainer:
             return self.cfg.model
         init = self.out / "init"
         if not (init / "config.json").exists():
-            from agents.rl.tiny import build_tiny_model
+            from harness.training.tiny import build_tiny_model
 
             demos = expert_demos(self.cfg, self.cfg.tiny_tokenizer_episodes, self.cfg.seed)
             texts = [render(None, messages) + reply for messages, reply in demos]
@@ -308,8 +293,9 @@ class Trainer:
         return seq, TagTokens(seq.input_ids, seq.response_mask, **placed)
 
     @torch.no_grad()
-    def _score_batch(self, seq: Sequences, low_index: Tensor) -> dict[str, Tensor]:
-        """pi_old and pi_ref log-probabilities [N, S-1] and each head's values [N], in minibatches."""
+    def _score_batch(self, seq: Sequences, index: dict[str, Tensor]) -> dict[str, Tensor]:
+        """pi_old and pi_ref log-probabilities [N, S-1] and each head's values [N], in minibatches:
+        `V_<head>` at the prompt's last token, and `V_<head>_at_subgoal` at `index` for the subgoal heads."""
         parts: dict[str, list[Tensor]] = {}
         for idx in torch.arange(len(seq)).split(self.cfg.minibatch_size):
             sub = seq.select(idx)
@@ -320,8 +306,8 @@ class Trainer:
                 out["ref_logprobs"] = _pad_to(self.policy.reference_logprobs(sub).cpu(), width)
             for head in self.policy.heads:
                 out[f"V_{head}"] = self.policy.values(scores.hidden, head, sub.prompt_last).cpu()
-                if head == "low":
-                    out["V_low_at_subgoal"] = self.policy.values(scores.hidden, head, low_index[idx]).cpu()
+                if head in self.algorithm.subgoal_heads:
+                    out[f"V_{head}_at_subgoal"] = self.policy.values(scores.hidden, head, index[head][idx]).cpu()
             for key, value in out.items():
                 parts.setdefault(key, []).append(value)
         return {key: torch.cat(value) for key, value in parts.items()}
@@ -342,86 +328,42 @@ class Trainer:
         return last
 
     def update(self, trajs: list[Trajectory]) -> dict[str, float]:
-        cfg = self.cfg
+        """Score the sampling policy on the batch, take the algorithm's targets, run the PPO update."""
         seq, tags = self._sequences(trajs)
-        # V_low reads the subgoal's last token (sequence position = target position + 1)
-        has_subgoal = tags.subgoal.any(dim=1)
-        last_subgoal = tags.subgoal.shape[1] - 1 - tags.subgoal.flip(1).int().argmax(dim=1)
-        low_index = torch.where(has_subgoal, last_subgoal + 1, seq.prompt_last)
-        old = self._score_batch(seq, low_index)
-
-        # turn-level [B, T] layout for the estimators; `flat` picks the real turns in row order
+        index = self._value_index(seq, tags)
+        old = self._score_batch(seq, index)
         B, T = len(trajs), max(len(t.turns) for t in trajs)
         mask = torch.zeros(B, T, dtype=torch.bool)
         for b, t in enumerate(trajs):
             mask[b, :len(t.turns)] = True
-        flat = mask.nonzero(as_tuple=True)
-
-        def grid(values: Tensor | list[float]) -> Tensor:
-            out = torch.zeros(B, T)
-            out[flat] = torch.as_tensor(values, dtype=torch.float32)
-            return out
-
-        rewards = grid([turn.reward for t in trajs for turn in t.turns])
-        terminated = torch.tensor([t.terminated for t in trajs])
-        groups = [t.group for t in trajs]
-        targets: dict[str, tuple[Tensor, Tensor]] = {}  # head -> (returns [N], turn mask [N])
-        every = torch.ones(len(seq), dtype=torch.bool)
-        if cfg.algorithm == "hiper":
-            switch = torch.zeros(B, T, dtype=torch.bool)
-            switch[flat] = torch.tensor([turn.switch for t in trajs for turn in t.turns])
-            V_low, V_high = grid(old["V_low_at_subgoal"]), grid(old["V_high"])
-            last_values = self._final_values(trajs, "high")
-            h = adv.hae(rewards, V_low, V_high, switch, mask, terminated, cfg.gamma, cfg.lam_turn, cfg.lam_seg,
-                        last_values)
-            if cfg.switch_advantage == "return":
-                G = adv.segment_returns(rewards, V_high, switch, mask, terminated, cfg.gamma, last_values)
-                A_switch = adv.switch_advantage_return(G, grid(old["V_term"]), mask)
-                targets["term"] = (G[flat], every)
-            else:
-                beta = grid(self._p_switch(seq, tags, old["old_logprobs"], switch[flat]))
-                A_switch = adv.switch_advantage_paper(switch, beta, V_high, grid(old["V_low"]), mask)
-            targets["low"] = (h.ret_low[flat], every)
-            targets["high"] = (h.ret_high[flat], h.boundary[flat])
-            first = torch.zeros(B, T, dtype=torch.bool)
-            first[:, 0] = True
-            valid = torch.tensor([turn.format_valid for t in trajs for turn in t.turns])
-            token_adv, loss_mask = plan_execute_advantages(tags, h.adv_low[flat], h.adv_high[flat], A_switch[flat],
-                                                           h.boundary[flat], first[flat], valid)
-            turn_adv = h.adv_low[flat]
-        else:
-            if cfg.algorithm == "ppo":
-                A, R = adv.gae(rewards, grid(old["V_value"]), mask, terminated, cfg.gamma, cfg.lam,
-                               self._final_values(trajs, "value"))
-                targets["value"] = (R[flat], every)
-            elif cfg.algorithm == "gigpo":
-                keys = [[turn.obs for turn in t.turns] for t in trajs]
-                A = adv.gigpo(rewards, mask, groups, keys, cfg.gamma, cfg.gigpo_step_weight, cfg.normalize_std)
-            else:
-                R_episode = rewards.sum(dim=1)
-                A_episode = adv.grpo(R_episode, groups, cfg.normalize_std) if cfg.algorithm == "grpo" \
-                    else adv.rloo(R_episode, groups)
-                A = A_episode[:, None].expand(B, T)
-            turn_adv = A[flat]
-            loss_mask = seq.response_mask
-            token_adv = turn_adv[:, None].expand_as(loss_mask) * loss_mask
-            if cfg.algorithm == "ppo":
-                token_adv = masked_whiten(token_adv, loss_mask)
-
-        metrics = {"adv/mean": turn_adv.mean().item(), "adv/std": turn_adv.std().item() if len(turn_adv) > 1 else 0.0,
+        batch = Batch(seq, tags, old, [turn for t in trajs for turn in t.turns], mask,
+                      torch.tensor([t.terminated for t in trajs]), [t.group for t in trajs],
+                      lambda head: self._final_values(trajs, head))
+        targets = self.algorithm.targets(batch, self.cfg)
+        turn_adv = targets.turn_advantages
+        response_tokens = int(seq.response_mask.sum())
+        metrics = {"tokens/prompt": float(int(seq.attention_mask.sum()) - response_tokens),
+                   "tokens/response": float(response_tokens),
+                   "adv/mean": turn_adv.mean().item(), "adv/std": turn_adv.std().item() if len(turn_adv) > 1 else 0.0,
                    "adv/min": turn_adv.min().item(), "adv/max": turn_adv.max().item()}
-        metrics.update(self._ppo_update(seq, low_index, token_adv, loss_mask, old, targets))
+        metrics.update(self._ppo_update(seq, index, targets, old))
         return metrics
 
-    def _p_switch(self, seq: Sequences, tags: TagTokens, old_logprobs: Tensor, switched: Tensor) -> Tensor:
-        """beta_t = P(SWITCH) under the sampling policy, per turn. The switch body is one of two words,
-        so from the probability p of the emitted body: beta = p after SWITCH, 1 - p after KEEP."""
-        p = torch.exp((old_logprobs * tags.switch).sum(dim=1))
-        return torch.where(switched, p, 1.0 - p)
+    def _value_index(self, seq: Sequences, tags: TagTokens) -> dict[str, Tensor]:
+        """Sequence position where each value head reads its state: the prompt's last token (s_t), or
+        for the algorithm's subgoal heads the subgoal's last token (s_t with o_t; the prompt's last
+        token when the reply has no subgoal). Target position + 1 = sequence position."""
+        has_subgoal = tags.subgoal.any(dim=1)
+        last_subgoal = tags.subgoal.shape[1] - 1 - tags.subgoal.flip(1).int().argmax(dim=1)
+        after_subgoal = torch.where(has_subgoal, last_subgoal + 1, seq.prompt_last)
+        return {head: after_subgoal if head in self.algorithm.subgoal_heads else seq.prompt_last
+                for head in self.policy.heads}
 
-    def _ppo_update(self, seq: Sequences, low_index: Tensor, token_adv: Tensor, loss_mask: Tensor,
-                    old: dict[str, Tensor], targets: dict[str, tuple[Tensor, Tensor]]) -> dict[str, float]:
+    def _ppo_update(self, seq: Sequences, index: dict[str, Tensor], targets: Targets,
+                    old: dict[str, Tensor]) -> dict[str, float]:
+        """`ppo_epochs` passes of minibatches of turns over the loss of the module docstring."""
         cfg = self.cfg
+        token_adv, loss_mask = targets.token_advantages, targets.loss_mask
         sums: dict[str, float] = {}
         steps = 0
         actor = self.iteration > cfg.critic_warmup
@@ -445,10 +387,10 @@ class Trainer:
                     ent = entropy(scores.logits, m)
                     loss = loss - cfg.entropy_coef * ent
                     parts["losses/entropy"] = ent
-                for head, (returns, turn_mask) in targets.items():
-                    index = low_index[idx] if head == "low" else sub.prompt_last
-                    values = self.policy.values(scores.hidden, head, index)
-                    old_values = old["V_low_at_subgoal" if head == "low" else f"V_{head}"][idx].to(values.device)
+                for head, (returns, turn_mask) in targets.value_targets.items():
+                    values = self.policy.values(scores.hidden, head, index[head][idx])
+                    read = f"V_{head}_at_subgoal" if head in self.algorithm.subgoal_heads else f"V_{head}"
+                    old_values = old[read][idx].to(values.device)
                     v_loss = clipped_value_loss(values, old_values, returns[idx].to(values.device),
                                                 turn_mask[idx].to(values.device), cfg.value_clip)
                     loss = loss + cfg.value_coef * v_loss
@@ -471,22 +413,27 @@ class Trainer:
         self.optimizer.step()
 
     # ---------------------------------------------------------------- sft
-    def _sft_data(self) -> tuple[Sequences, Tensor]:
-        """The expert transcripts as sequences; the loss is on the reply tokens and the end of sequence."""
+    def _sft_data(self) -> tuple[Sequences, Targets]:
+        """The expert transcripts as sequences (reply + end of sequence), and their `sft` targets."""
         tok = self.tokenizer
         demos = expert_demos(self.cfg, self.cfg.sft_episodes, self.cfg.seed + 1)
         prompt_ids = tok([render(tok, m) for m, _ in demos], add_special_tokens=False)["input_ids"]
         replies = tok([r for _, r in demos], add_special_tokens=False)["input_ids"]
         seq = make_sequences(prompt_ids, [r + [tok.eos_token_id] for r in replies], tok.pad_token_id)
-        return seq, seq.response_mask
+        no_turns = torch.zeros(0, 0, dtype=torch.bool)
+        batch = Batch(seq, None, {}, [], no_turns, torch.zeros(0, dtype=torch.bool), [], lambda head: torch.zeros(0))
+        return seq, self.algorithm.targets(batch, self.cfg)
 
-    def sft_iteration(self, data: tuple[Sequences, Tensor]) -> dict[str, float]:
-        seq, response_mask = data
+    def sft_iteration(self, data: tuple[Sequences, Targets]) -> dict[str, float]:
+        """One pass of minibatches over the demonstrations: loss = -mean(A * log pi) over the reply tokens."""
+        seq, targets = data
         total, steps = 0.0, 0
         for idx in torch.randperm(len(seq)).split(self.cfg.minibatch_size):
             sub = seq.select(idx)
             logp = self.policy.score(sub, with_values=False).logprobs
-            loss = -masked_mean(logp, response_mask[idx, :logp.shape[1]].to(logp.device))
+            width = logp.shape[1]
+            A = targets.token_advantages[idx, :width].to(logp.device)
+            loss = -masked_mean(logp * A, targets.loss_mask[idx, :width].to(logp.device))
             self._step(loss)
             total, steps = total + loss.item(), steps + 1
         return {"losses/sft": total / steps}
@@ -557,7 +504,7 @@ def train(config_path: str | Path, out: str | Path | None = None, log: Callable[
           overrides: dict[str, Any] | None = None) -> Path | None:
     """Load a config, apply `overrides` (config fields set on the command line) and train it; the entry
     point of `hiper-bench train`."""
-    from agents.rl.config import load_config
+    from harness.training.config import load_config
 
     cfg = load_config(config_path, out)
     if overrides:

@@ -28,9 +28,9 @@ from agents import agent_class
 from agents.backends import Message
 from agents.backends.hf import HFBackend, plain_chat
 from agents.llm import LLMAgent
-from agents.rl.config import TrainConfig
 from harness.envspec import EnvSpec
 from harness.runner import Episode, Job, Pool
+from harness.training.config import TrainConfig
 from hiper_envs.wrappers import FormatError, PlanStep, advance, find_tag, format_plan_execute
 
 
