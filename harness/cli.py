@@ -280,13 +280,27 @@ def train(
     backend: Annotated[str | None, typer.Option(help="Where rollout env workers run: local or ray "
                                                      "(default: the config's env_backend).")] = None,
     address: Address = None,
+    plan: Annotated[bool, typer.Option("--plan", help="Print the memory the config needs (parameters, gradients, "
+                                                       "optimiser, activations) and stop; exit 2 if it cannot "
+                                                       "fit the config's device.")] = False,
 ) -> None:
     """Train an LLM agent (hiper, ppo, grpo, rloo, gigpo or sft); checkpoints load with `run --agent-kwargs`."""
     from harness.training.trainer import TrainingError
     from harness.training.trainer import train as run_training
 
+    overrides = {key: value for key, value in (("env_backend", backend), ("ray_address", address)) if value}
+    if plan:
+        from harness.training.config import load_config
+        from harness.training.memory import GIB
+        from harness.training.memory import plan as memory_plan
+
+        needed = memory_plan(load_config(config, out_dir))
+        out.print(needed.table(), highlight=False, markup=False)
+        if not needed.fits:
+            raise HarnessError(f"{config} needs {needed.total / GIB:.1f} GiB but {needed.device} has "
+                               f"{needed.visible / GIB:.1f} GiB; use LoRA, a smaller minibatch_size or a bigger device")
+        return
     try:
-        overrides = {key: value for key, value in (("env_backend", backend), ("ray_address", address)) if value}
         last = run_training(config, out_dir, log=lambda line: out.print(line, highlight=False, markup=False),
                             overrides=overrides)
     except TrainingError as error:
