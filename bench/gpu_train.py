@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from harness.training.config import TrainConfig  # noqa: E402
-from harness.training.memory import GIB, plan  # noqa: E402
+from harness.training.memory import GIB, plan, sequence_tokens  # noqa: E402
 from harness.training.rollout import expert_demos, render  # noqa: E402
 from harness.training.tiny import bpe_tokenizer, save_random_model  # noqa: E402
 from harness.training.trainer import Trainer  # noqa: E402
@@ -89,20 +89,23 @@ def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
-def measure(args: argparse.Namespace, model_dir: str, name: str) -> dict[str, object]:
+def measure(args: argparse.Namespace, model_dir: str, name: str, sequence: tuple[int, int]) -> dict[str, object]:
     cfg = base_config(args, model_dir, name)
-    planned = plan(cfg)
+    planned = plan(cfg, sequence)
     cuda = args.device.startswith("cuda")
     if cuda:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    trainer = Trainer(cfg, log=lambda line: print(f"  [{name}] {line}", flush=True))
+    log = lambda line: print(f"  [{name}] {time.perf_counter() - start:6.1f} s  {line}", flush=True)  # noqa: E731
+    trainer = Trainer(cfg, log=log)
+    log("trainer ready")
     trainer.train()
     wall = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated() if cuda else 0
     rows = [json.loads(line) for line in (Path(cfg.out) / "metrics.jsonl").read_text().splitlines()]
     finite = all(math.isfinite(v) for row in rows for k, v in row.items() if k.startswith(("losses/", "adv/")))
+    log("trained; resuming a second trainer from the checkpoint")
     resumed = Trainer(cfg, log=lambda line: None)
     reloaded = resumed.iteration == cfg.iterations and same_weights(trainer.policy, resumed.policy)
     del trainer, resumed
@@ -133,16 +136,20 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     parser.add_argument("--out", default="runs/gpu_train")
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
+    start = time.perf_counter()
     args.dtype = args.dtype or ("bfloat16" if args.device.startswith("cuda") else "float32")
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
     print(f"{args.size} model, {args.dtype} on {device}; torch {torch.__version__}; "
           f"{args.num_envs} episodes x {args.max_steps} turns x {args.max_new_tokens} new tokens per iteration",
           flush=True)
     model_dir = build_model(args)
+    sequence = sequence_tokens(base_config(args, model_dir, args.configs[0]))
+    print(f"model and tokenizer ready after {time.perf_counter() - start:.0f} s; plans for sequences of "
+          f"{sequence[0]} tokens", flush=True)
     results = []
     for name in args.configs:
         try:
-            results.append(measure(args, model_dir, name))
+            results.append(measure(args, model_dir, name, sequence))
         except Exception as error:  # noqa: BLE001  (a check reports a broken configuration and goes on)
             traceback.print_exc()
             results.append({"configuration": name, "error": f"{type(error).__name__}: {error}"})

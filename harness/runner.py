@@ -220,8 +220,9 @@ class Pool:
     """`workers` env processes. Use as a context manager; `task_ids` then `run` as often as needed."""
 
     def __init__(self, workers: int = 1, step_timeout: float = 60.0, setup_timeout: float = 600.0,
-                 start_method: str = "spawn"):
+                 start_method: str = "spawn", gather_s: float = 0.02):
         self.size = max(1, int(workers))
+        self.gather_s = float(gather_s)
         self.step_timeout = float(step_timeout)
         self.setup_timeout = float(setup_timeout)
         self.ctx = mp.get_context(start_method)
@@ -293,7 +294,7 @@ class Pool:
                     self._start(worker, queue.popleft())
             busy = [w for w in self.workers if w.job is not None]
             deadline = min(w.deadline for w in busy)
-            ready = self._wait(busy, max(0.0, deadline - time.monotonic()))
+            ready = self._gather(busy, self._wait(busy, max(0.0, deadline - time.monotonic())))
             now = time.monotonic()
             waiting: list[tuple[Worker, str, dict[str, Any]]] = []
             for worker in busy:
@@ -318,6 +319,22 @@ class Pool:
                 else:
                     waiting.append((worker, msg[1], msg[5]))
             self._act(waiting, queue, on_done)
+
+    def _gather(self, busy: list[Worker], ready: list[Any]) -> list[Any]:
+        """`ready` plus the replies of the other busy workers that arrive within `gather_s`.
+
+        Env replies come milliseconds apart while one generation takes far longer, so the agents
+        that wait together are stepped by one batched `act_batch` call instead of one each."""
+        end = time.monotonic() + self.gather_s
+        ready = list(ready)
+        pending = [w for w in busy if not any(handle in ready for handle in w.handles())]
+        while pending and ready and (left := end - time.monotonic()) > 0:
+            more = self._wait(pending, left)
+            if not more:
+                break
+            ready += more
+            pending = [w for w in pending if not any(handle in more for handle in w.handles())]
+        return ready
 
     def _start(self, worker: Worker, job: Job) -> None:
         worker.job, worker.agent = job, copy.copy(job.agent)

@@ -116,14 +116,14 @@ def _lora_parameters(model: torch.nn.Module, rank: int) -> int:
                if isinstance(m, torch.nn.Linear) and m is not output)
 
 
-def plan(cfg: TrainConfig, seq_tokens: int | None = None) -> MemoryPlan:
-    """The memory plan of `cfg` (module docstring); `seq_tokens` overrides the measured S."""
+def plan(cfg: TrainConfig, sequence: tuple[int, int] | None = None) -> MemoryPlan:
+    """The memory plan of `cfg` (module docstring); `sequence` is `sequence_tokens(cfg)` when the
+    caller has measured it already."""
     from transformers import AutoModel, AutoModelForCausalLM
 
     from harness.training.algorithms import ALGORITHMS
 
-    measured, vocab = sequence_tokens(cfg)
-    S = seq_tokens or measured
+    S, vocab = sequence or sequence_tokens(cfg)
     config = _model_config(cfg, vocab)
     with torch.device("meta"):
         lm = AutoModelForCausalLM.from_config(config)

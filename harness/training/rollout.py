@@ -17,6 +17,7 @@ Rewards (REFERENCE C.2) are computed here from the recorded outputs, with the on
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,11 +101,17 @@ def judge(agent: LLMAgent, reply: str) -> dict[str, bool]:
     return {"format_valid": True, "switch": switched, "keep_changed": changed}
 
 
+@functools.cache
+def _recording_class(base: type) -> type:
+    """One recording subclass per agent class: the runner batches the generation of agents whose
+    `batch_key` (their type and backend) is equal, so a class made per agent would generate one
+    reply at a time (it did: 24 calls of batch 1 for 8 episodes x 3 turns)."""
+    return type(f"Recording{base.__name__}", (Recording, base), {})
+
+
 def recording_agent(name: str, env_id: str, backend: Any, history: int) -> LLMAgent:
     """A fresh recording agent of class `name` (hiper or react) over `backend`."""
-    base = agent_class(name)
-    cls = type(f"Recording{base.__name__}", (Recording, base), {})
-    return cls.for_env(env_id, backend=backend, history=history)
+    return _recording_class(agent_class(name)).for_env(env_id, backend=backend, history=history)
 
 
 class PolicyBackend(HFBackend):

@@ -224,7 +224,8 @@ class Trainer:
             with metrics_path.open("a") as f:
                 f.write(json.dumps({"iteration": self.iteration, "env_steps": self.env_steps, **metrics}) + "\n")
             shown = ", ".join(f"{k} {v:.3g}" for k, v in metrics.items()
-                              if k in ("rollout/success", "rollout/return", "losses/sft", "eval/success"))
+                              if k in ("rollout/success", "rollout/return", "losses/sft", "eval/success",
+                                       "time/rollout_s", "time/update_s"))
             self.log(f"iteration {self.iteration}/{cfg.iterations}: {shown}")
 
     # ---------------------------------------------------------------- rollouts
