@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from collections.abc import Hashable, Sequence
 
 import torch
+from torch import Tensor
 
 
-def _rows(*tensors: torch.Tensor) -> list[list]:
+def _rows(*tensors: Tensor) -> list[list]:
     return [t.tolist() for t in tensors]
 
 
-def gae_loop(rewards, values, mask, terminated, gamma, lam, last_values=None):
+def gae_loop(rewards: Tensor, values: Tensor, mask: Tensor, terminated: Tensor, gamma: float, lam: float,
+             last_values: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """GAE, backwards over each row's real turns: (advantages, lambda-returns), [B, T] float64."""
     r_all, v_all, m_all, term = _rows(rewards, values, mask, terminated)
     boot = [0.0] * len(term) if last_values is None else last_values.tolist()
     adv = [[0.0] * len(row) for row in r_all]
@@ -39,13 +43,16 @@ def gae_loop(rewards, values, mask, terminated, gamma, lam, last_values=None):
     return torch.tensor(adv, dtype=torch.float64), torch.tensor(ret, dtype=torch.float64)
 
 
-def segments(switch_row, L):
+def segments(switch_row: list[bool], L: int) -> list[int]:
     """Boundaries b_0 = 0 < b_1 < ... of a trajectory of L real turns."""
     return [t for t in range(L) if t == 0 or switch_row[t]]
 
 
-def hae_loop(rewards, values_low, values_high, switch, mask, terminated, gamma, lam_turn, lam_seg,
-             last_values=None):
+def hae_loop(rewards: Tensor, values_low: Tensor, values_high: Tensor, switch: Tensor, mask: Tensor,
+             terminated: Tensor, gamma: float, lam_turn: float, lam_seg: float,
+             last_values: Tensor | None = None) -> dict[str, Tensor]:
+    """HAE, segment by segment: adv_low, ret_low (GAE inside each segment), adv_high, ret_high
+    (semi-Markov GAE over segments, on boundary turns) and the boundary mask, [B, T]."""
     r_all, vl_all, vh_all, sw_all, m_all, term = _rows(
         rewards, values_low, values_high, switch, mask, terminated
     )
@@ -91,11 +98,12 @@ def hae_loop(rewards, values_low, values_high, switch, mask, terminated, gamma, 
     return result
 
 
-def _ids(groups):
+def _ids(groups: Tensor | Sequence[Hashable]) -> list:
     return groups.tolist() if isinstance(groups, torch.Tensor) else list(groups)
 
 
-def grpo_loop(returns, groups, normalize_std=True):
+def grpo_loop(returns: Tensor, groups: Tensor | Sequence[Hashable], normalize_std: bool = True) -> Tensor:
+    """(R_i - group mean) / (group std + 1e-6), one episode at a time; 0 in a group of one."""
     R, g = returns.tolist(), _ids(groups)
     members = defaultdict(list)
     for i, gi in enumerate(g):
@@ -111,7 +119,8 @@ def grpo_loop(returns, groups, normalize_std=True):
     return torch.tensor(adv, dtype=torch.float64)
 
 
-def rloo_loop(returns, groups):
+def rloo_loop(returns: Tensor, groups: Tensor | Sequence[Hashable]) -> Tensor:
+    """R_i minus the mean of the other episodes of its group; 0 in a group of one."""
     R, g = returns.tolist(), _ids(groups)
     adv = []
     for i, gi in enumerate(g):
@@ -120,7 +129,10 @@ def rloo_loop(returns, groups):
     return torch.tensor(adv, dtype=torch.float64)
 
 
-def gigpo_loop(rewards, mask, groups, state_keys, gamma, step_weight=1.0, normalize_std=True):
+def gigpo_loop(rewards: Tensor, mask: Tensor, groups: Tensor | Sequence[Hashable],
+               state_keys: Sequence[Sequence[Hashable]], gamma: float, step_weight: float = 1.0,
+               normalize_std: bool = True) -> Tensor:
+    """Episode-level GRPO plus step-level groups of turns that share a task group and a state key."""
     r_all, m_all = _rows(rewards, mask)
     groups = _ids(groups)
     B, T = len(r_all), len(r_all[0])
