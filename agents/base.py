@@ -23,6 +23,12 @@ class Agent:
         """Build the agent for `env_id`; agents whose prompts depend on the env override this."""
         return cls(**kwargs)
 
+    @classmethod
+    def wrappers_for(cls, kwargs: dict[str, Any]) -> tuple[str, ...]:
+        """The wrapper presets an agent built with `kwargs` plays through (an agent whose wrapper
+        depends on its options, such as the reply protocol, overrides this)."""
+        return cls.wrappers
+
     def reset(self, task: str, info: dict[str, Any], seed: int | None = None) -> None:
         """Start an episode of `task`; `seed` makes any randomness of the agent reproducible."""
 

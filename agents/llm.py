@@ -7,7 +7,8 @@ from typing import Any
 
 from agents.backends import Backend, Message, make_backend
 from agents.base import Agent
-from agents.prompts import History, guide_for
+from agents.prompts import History, PromptTemplate, guide_for
+from hiper_envs.wrappers.protocol import DEFAULT_PROTOCOL, check_protocol, tail_chars
 
 
 class LLMAgent(Agent):
@@ -18,7 +19,14 @@ class LLMAgent(Agent):
     """
 
     def __init__(self, backend: str | Backend = "hf", backend_kwargs: dict[str, Any] | None = None,
-                 history: int = 2, guide: str | None = None):
+                 history: int = 2, guide: str | None = None, protocol: str = DEFAULT_PROTOCOL, tail: int = 30,
+                 prompt_template: str | None = None):
+        """`protocol` says how replies become actions (`hiper_envs.wrappers.protocol`), `tail` is the
+        published protocol's fallback length (set from the env by `for_env`), `prompt_template` a
+        file in the HiPER authors' template fields (`agents.prompts.PromptTemplate`)."""
+        self.protocol = check_protocol(protocol)
+        self.tail = int(tail)
+        self.template = PromptTemplate.read(prompt_template) if prompt_template else None
         self.backend = make_backend(backend, **(backend_kwargs or {})) if isinstance(backend, str) else backend
         self.history_k = int(history)
         self.guide = guide or guide_for("")
@@ -27,6 +35,7 @@ class LLMAgent(Agent):
     @classmethod
     def for_env(cls, env_id: str, **kwargs: Any) -> Agent:
         kwargs.setdefault("guide", guide_for(env_id))
+        kwargs.setdefault("tail", tail_chars(env_id))
         return cls(**kwargs)
 
     def reset(self, task: str, info: dict[str, Any], seed: int | None = None) -> None:

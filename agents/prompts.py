@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
+from pathlib import Path
 
 from agents.backends import Message
 
@@ -76,3 +77,47 @@ def build_prompt(guide: str, task: str, step: int, history: History, obs: str,
         parts.append(f"Current subgoal: {subgoal if subgoal is not None else 'None'}")
     parts += ["Admissible actions:\n" + "\n".join(f"- {a}" for a in admissible), output_format]
     return [{"role": "system", "content": guide}, {"role": "user", "content": "\n\n".join(parts)}]
+
+
+TEMPLATE_FIELDS = ("task_description", "step_count", "history_length", "action_history", "current_step",
+                   "current_observation", "current_subgoal", "admissible_actions")
+
+
+class PromptTemplate:
+    """A prompt file in the HiPER authors' template fields, filled as their env manager fills them.
+
+    Fields (Python `str.format` syntax; write `{{` and `}}` for literal braces):
+    `{task_description}`; `{step_count}` steps taken so far; `{history_length}` pairs shown;
+    `{action_history}` those pairs, oldest first, one line each,
+    `[Observation n: '...', Action n: '...']` with n the step they belong to; `{current_step}` =
+    step_count + 1; `{current_observation}`; `{current_subgoal}` (plan-execute agents; "None"
+    before the first); `{admissible_actions}` each quoted in single quotes, joined by a newline and
+    a space, without `help`. The filled text is the one user message of the prompt.
+    """
+
+    def __init__(self, text: str, source: str = "template"):
+        self.text = text
+        try:  # every field must be known: a typo would otherwise fail at the first step of a run
+            text.format_map({name: "" for name in TEMPLATE_FIELDS})
+        except KeyError as err:
+            raise ValueError(f"{source}: unknown template field {err}; fields: {', '.join(TEMPLATE_FIELDS)}") from None
+        except (ValueError, IndexError) as err:
+            raise ValueError(f"{source}: not a format template ({err})") from None
+
+    @classmethod
+    def read(cls, path: str) -> PromptTemplate:
+        try:
+            return cls(Path(path).read_text(encoding="utf-8"), str(path))
+        except (OSError, UnicodeDecodeError) as err:
+            raise ValueError(f"cannot read prompt template {path}: {err}") from None
+
+    def messages(self, task: str, step: int, history: History, obs: str, admissible: Sequence[str],
+                 subgoal: str | None = None) -> list[Message]:
+        first = step - len(history.pairs)
+        lines = [f"[Observation {first + j + 1}: '{o}', Action {first + j + 1}: '{a}']"
+                 for j, (o, a) in enumerate(history.pairs)]
+        fields = {"task_description": task, "step_count": step, "history_length": len(history.pairs),
+                  "action_history": "\n".join(lines), "current_step": step + 1, "current_observation": obs,
+                  "current_subgoal": subgoal if subgoal is not None else "None",
+                  "admissible_actions": "\n ".join(f"'{a}'" for a in admissible if a != "help")}
+        return [{"role": "user", "content": self.text.format_map(fields)}]

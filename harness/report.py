@@ -74,9 +74,17 @@ def _curve(transcripts: pd.Series) -> list[float]:
     return [float(x) for x in np.mean(padded, axis=0)] if padded and length else []
 
 
+def agent_label(agent: str, agent_config: str) -> str:
+    """The agent's name in reports: an LLM agent's reply protocol follows it in brackets, since the
+    same model scores differently under the two (`hiper_envs/wrappers/protocol.py`)."""
+    protocol = json.loads(agent_config).get("kwargs", {}).get("protocol")
+    return f"{agent} [{protocol}]" if protocol else agent
+
+
 def build_report(frame: pd.DataFrame) -> dict[str, Any]:
     """Everything the report shows, from the store's rows (with transcripts) alone."""
-    frame = frame.assign(task_set=[task_set(c, h) for c, h in zip(frame["env_config"], frame["task_hash"], strict=True)])
+    frame = frame.assign(task_set=[task_set(c, h) for c, h in zip(frame["env_config"], frame["task_hash"], strict=True)],
+                         agent=[agent_label(a, c) for a, c in zip(frame["agent"], frame["agent_config"], strict=True)])
     ok = frame[frame["status"] == "ok"]
     errors = frame[frame["status"] != "ok"].groupby(GROUP).size()
     groups, by_type, hierarchical, curves = [], [], [], []

@@ -23,11 +23,14 @@ import yaml
 import hiper_envs
 from agents import agent_class, make_agent
 from agents.base import Agent
+from agents.llm import LLMAgent
+from agents.prompts import PromptTemplate
 from harness.envspec import EnvSpec, check_env_id, check_split
 from harness.errors import HarnessError
 from harness.progress import EpisodeProgress
 from harness.runner import Episode, Job, Pool
 from harness.store import Store, dumps
+from hiper_envs.wrappers import DEFAULT_PROTOCOL, PROTOCOLS
 
 BACKENDS = ("local", "ray")  # where env workers run: local processes, or Ray actors (harness.ray_backend)
 
@@ -82,7 +85,7 @@ class Run:
                 raise HarnessError(f"agent {self.agent.name!r} needs env keyword {key}={value!r}, "
                                    f"got {kwargs[key]!r}")
             kwargs[key] = value
-        return EnvSpec(self.env.env_id, kwargs, cls.wrappers, self.env.max_steps)
+        return EnvSpec(self.env.env_id, kwargs, cls.wrappers_for(self.agent.kwargs), self.env.max_steps)
 
     @property
     def agent_config(self) -> dict[str, Any]:
@@ -144,11 +147,24 @@ def make_env_entry(env_id: str, split: str, kwargs: Any = None, max_steps: Any =
 
 
 def make_agent_entry(name: str, kwargs: Any = None, label: str = "") -> AgentEntry:
+    """An agent of the sweep; an LLM agent's reply protocol is always in its kwargs (default
+    `published`), so every stored row records which protocol produced it."""
     try:
-        agent_class(name)
+        cls = agent_class(name)
     except ValueError as err:
         raise HarnessError(str(err)) from err
-    return AgentEntry(name, check_kwargs(kwargs or {}, f"agent {name}"), str(label))
+    kwargs = check_kwargs(kwargs or {}, f"agent {name}")
+    if issubclass(cls, LLMAgent):
+        kwargs = {**kwargs, "protocol": kwargs.get("protocol", DEFAULT_PROTOCOL)}
+        if kwargs["protocol"] not in PROTOCOLS:
+            raise HarnessError(f"agent {name}: unknown protocol {kwargs['protocol']!r}; "
+                               f"choose from {', '.join(PROTOCOLS)}")
+        if kwargs.get("prompt_template") is not None:
+            try:
+                PromptTemplate.read(str(kwargs["prompt_template"]))
+            except ValueError as err:
+                raise HarnessError(f"agent {name}: {err}") from err
+    return AgentEntry(name, kwargs, str(label))
 
 
 def load_sweep(path: str | Path) -> Sweep:

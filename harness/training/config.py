@@ -38,6 +38,10 @@ class TrainConfig:
     """Gymnasium id of the env to train on."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     """Extra env constructor keywords (the split is set by `train_split`/`eval_split`)."""
+    protocol: str = "published"
+    """How replies become actions and are judged: `published` (the HiPER/verl-agent protocol: the
+    env is always stepped, lowercased first `<action>` body) or `strict` (a malformed reply does
+    not step the env); see `hiper_envs/wrappers/protocol.py`."""
     train_split: str = "train"
     """Split whose tasks are sampled for rollouts."""
     max_steps: int | None = None
@@ -204,7 +208,7 @@ class TrainConfig:
             raise ConfigError("give exactly one of `model` and `tiny_model`")
         choices = {"critic": ("shared", "separate"), "switch_advantage": ("return", "paper"),
                    "generation_backend": ("hf", "vllm"), "start_method": ("spawn", "fork", "forkserver"),
-                   "env_backend": ("local", "ray"),
+                   "env_backend": ("local", "ray"), "protocol": ("published", "strict"),
                    "dtype": ("float32", "bfloat16", "float16")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

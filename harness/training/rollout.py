@@ -9,7 +9,8 @@ backend over the live policy (no reload between updates).
 Rewards (REFERENCE C.2) are computed here from the recorded outputs, with the one plan-execute parser:
 
     r_t = reward_scale * r_env_t                          (r_env: won on the last turn, or the env's)
-          - invalid_penalty            if the output does not parse (the env reward is then 0)
+          - invalid_penalty            if the output is invalid under the protocol (strict: the env
+                                       was not stepped, so r_env is 0)
           - keep_consistency_penalty   if a KEEP names a subgoal other than the current one
           - keep_penalty / T           on each KEEP turn of a T-turn episode (hiper)
 """
@@ -32,7 +33,15 @@ from agents.llm import LLMAgent
 from harness.envspec import EnvSpec
 from harness.runner import Episode, Job, Pool
 from harness.training.config import TrainConfig
-from hiper_envs.wrappers import FormatError, PlanStep, advance, find_tag, format_plan_execute
+from hiper_envs.wrappers import (
+    FormatError,
+    PlanStep,
+    advance,
+    format_plan_execute,
+    read_flat,
+    read_plan_execute,
+)
+from hiper_envs.wrappers.plan_execute import DEFAULT_INVALID_PENALTY
 
 
 @dataclass
@@ -90,9 +99,15 @@ class Recording:
 
 
 def judge(agent: LLMAgent, reply: str) -> dict[str, bool]:
-    """Format verdict of a reply, by the parser the env wrapper uses (before the agent consumes it)."""
-    if not hasattr(agent, "subgoal"):  # flat agent: it needs an <action> tag
-        return {"format_valid": any(find_tag(reply, "action"))}
+    """Format verdict of a reply, by the agent's protocol as the env wrapper reads it (before the
+    agent consumes it)."""
+    if not hasattr(agent, "subgoal"):  # flat agent
+        return {"format_valid": read_flat(reply, agent.protocol, agent.tail).valid}
+    if agent.protocol == "published":
+        read = read_plan_execute(reply, agent.tail)
+        first = agent.step == 0
+        changed = read.valid and read.switch is False and not first and read.subgoal != agent.subgoal
+        return {"format_valid": read.valid, "switch": first or bool(read.switch), "keep_changed": changed}
     try:
         decision, switched, _ = advance(agent.subgoal, reply)
     except FormatError:
@@ -109,9 +124,10 @@ def _recording_class(base: type) -> type:
     return type(f"Recording{base.__name__}", (Recording, base), {})
 
 
-def recording_agent(name: str, env_id: str, backend: Any, history: int) -> LLMAgent:
+def recording_agent(name: str, env_id: str, backend: Any, history: int, protocol: str) -> LLMAgent:
     """A fresh recording agent of class `name` (hiper or react) over `backend`."""
-    return _recording_class(agent_class(name)).for_env(env_id, backend=backend, history=history)
+    return _recording_class(agent_class(name)).for_env(env_id, backend=backend, history=history,
+                                                       protocol=protocol)
 
 
 class PolicyBackend(HFBackend):
@@ -159,7 +175,7 @@ def env_spec(cfg: TrainConfig, split: str, expert: bool = False) -> EnvSpec:
     kwargs = {**cfg.env_kwargs, **cls.env_kwargs, "split": split}
     if expert:
         kwargs["expert"] = True
-    return EnvSpec(cfg.env_id, kwargs, () if expert else cls.wrappers, cfg.max_steps)
+    return EnvSpec(cfg.env_id, kwargs, () if expert else cls.wrappers_for({"protocol": cfg.protocol}), cfg.max_steps)
 
 
 def step_limit(spec: EnvSpec) -> int:
@@ -171,7 +187,7 @@ def shape_rewards(traj: Trajectory, cfg: TrainConfig) -> None:
     T = len(traj.turns)
     for t, turn in enumerate(traj.turns):
         r_env = float(traj.won and t == T - 1) if cfg.success_reward_only else turn.env_reward
-        r = cfg.reward_scale * r_env if turn.format_valid else -cfg.invalid_penalty
+        r = cfg.reward_scale * r_env - (0.0 if turn.format_valid else cfg.invalid_penalty)
         if cfg.agent == "hiper" and turn.format_valid and not turn.switch:
             r -= cfg.keep_penalty / T + cfg.keep_consistency_penalty * turn.keep_changed
         turn.reward = r
@@ -185,6 +201,9 @@ def collect(pool: Pool, spec: EnvSpec, tasks: Sequence[tuple[str, int]], seeds: 
     jobs = [Job(spec, task, seed, agent, seed, tag=i)
             for i, ((task, _), seed, agent) in enumerate(zip(tasks, seeds, agents, strict=True))]
     limit = step_limit(spec)
+    # the plan-execute wrapper adds -invalid_penalty to an invalid reply's step (strict: its whole
+    # reward, the env not being stepped); shape_rewards applies the config's penalty instead
+    wrapper_penalty = DEFAULT_INVALID_PENALTY if spec.wrappers else 0.0
     done: dict[int, Trajectory] = {}
     failed = 0
 
@@ -196,8 +215,8 @@ def collect(pool: Pool, spec: EnvSpec, tasks: Sequence[tuple[str, int]], seeds: 
             return
         record = agents[i].record
         turns = list(record.turns)
-        for turn, step in zip(turns, episode.transcript, strict=True):
-            turn.env_reward = float(step["reward"]) if turn.format_valid else 0.0
+        for turn, step in zip(turns, episode.transcript, strict=True):  # the inner env's reward
+            turn.env_reward = float(step["reward"]) + (0.0 if turn.format_valid else wrapper_penalty)
         info = episode.last_info
         won = bool(info.get("won", False))
         terminated = won or len(turns) < limit

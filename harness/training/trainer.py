@@ -244,7 +244,8 @@ class Trainer:
         backend = self._generator()
         tasks, seeds = self._sample_tasks(task_ids)
         trajs, failed = collect(pool, spec, tasks, seeds,
-                                lambda: recording_agent(cfg.agent, cfg.env_id, backend, cfg.history), cfg)
+                                lambda: recording_agent(cfg.agent, cfg.env_id, backend, cfg.history, cfg.protocol),
+                                cfg)
         if not trajs:
             raise TrainingError(f"every episode of iteration {self.iteration} failed in its env worker")
         self.env_steps += sum(len(t.turns) for t in trajs)
@@ -451,7 +452,7 @@ def evaluate_checkpoint(cfg: TrainConfig, checkpoint: Path, label: str, episodes
     from harness.store import Store
     from harness.sweep import Run, execute, make_agent_entry, make_env_entry
 
-    kwargs = {"backend": "hf", "history": cfg.history,
+    kwargs = {"backend": "hf", "history": cfg.history, "protocol": cfg.protocol,
               "backend_kwargs": {"model": str(checkpoint.resolve()), "device": cfg.device,
                                  "max_new_tokens": cfg.max_new_tokens, "temperature": cfg.eval_temperature,
                                  "batch_size": cfg.generation_batch_size}}

@@ -17,6 +17,7 @@ import gymnasium as gym
 # parsing slow, and no sane plan-execute output is this long.
 MAX_OUTPUT_CHARS = 8_000
 MAX_FIELD_CHARS = 500
+DEFAULT_INVALID_PENALTY = 0.1  # the released runs' invalid-format penalty
 
 _TAG_CACHE: dict[str, re.Pattern[str]] = {}
 _OUR_TAG = re.compile(r"<\s*/?\s*(?:switch|subgoal|action)\b", re.IGNORECASE)
@@ -130,11 +131,19 @@ def format_plan_execute(step: PlanStep) -> str:
 class PlanExecute(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Steps a text env with plan-execute outputs and reports the segment structure in `info`.
 
-    Adds `switch`, `subgoal`, `segment`, `segment_step` and `format_valid` to every `info`. On KEEP
-    the current subgoal is carried; the first step always starts a segment. A malformed output does
-    not reach the inner env: the observation explains the error, `format_valid` and `action_valid`
-    are False and the reward is `-invalid_penalty`. Malformed steps count towards the inner env's
-    step limit, so a model that never gets the format right is still truncated.
+    Adds `switch`, `subgoal`, `segment`, `segment_step` and `format_valid` to every `info`; the
+    first step always starts a segment. `protocol` says how a reply is read (`protocol.py`):
+
+    - `published` (default): the env is always stepped, with the reply's first `<action>` body
+      lowercased (or its tail); an invalid reply costs `invalid_penalty` and has `format_valid`
+      False. `subgoal` is the one the reply last wrote.
+    - `strict`: on KEEP the current subgoal is carried; a malformed output does not reach the inner
+      env: the observation explains the error, `format_valid` and `action_valid` are False and the
+      reward is `-invalid_penalty`.
+
+    Malformed steps count towards the inner env's step limit, so a model that never gets the format
+    right is still truncated. `tail` is the published protocol's fallback length (None: the inner
+    env's, 20 on WebShop and 30 elsewhere).
 
     Example:
         >>> import gymnasium as gym, hiper_envs  # doctest: +SKIP
@@ -144,10 +153,15 @@ class PlanExecute(gym.Wrapper, gym.utils.RecordConstructorArgs):
         ...     "<switch>SWITCH</switch><subgoal>find a mug</subgoal><action>look</action>")  # doctest: +SKIP
     """
 
-    def __init__(self, env: gym.Env, invalid_penalty: float = 0.1):
-        gym.utils.RecordConstructorArgs.__init__(self, invalid_penalty=invalid_penalty)
+    def __init__(self, env: gym.Env, invalid_penalty: float = DEFAULT_INVALID_PENALTY, protocol: str = "published",
+                 tail: int | None = None):
+        from hiper_envs.wrappers.protocol import check_protocol, tail_chars
+
+        gym.utils.RecordConstructorArgs.__init__(self, invalid_penalty=invalid_penalty, protocol=protocol, tail=tail)
         gym.Wrapper.__init__(self, env)
         self.invalid_penalty = float(invalid_penalty)
+        self.protocol = check_protocol(protocol)
+        self.tail = tail if tail is not None else tail_chars(env.spec.id if env.spec is not None else "")
         self._subgoal: str | None = None
         self._segment = -1
         self._segment_step = 0
@@ -168,8 +182,17 @@ class PlanExecute(gym.Wrapper, gym.utils.RecordConstructorArgs):
         limit = self.env.spec.max_episode_steps if self.env.spec is not None else None
         return limit is not None and self._steps >= limit
 
+    def _advance_segment(self, switch: bool) -> None:
+        if switch:
+            self._segment += 1
+            self._segment_step = 0
+        else:
+            self._segment_step += 1
+
     def step(self, action: str | Mapping[str, Any]):
         self._steps += 1
+        if self.protocol == "published":
+            return self._step_published(action)
         try:
             decision, switch, subgoal = advance(self._subgoal, action)
         except FormatError as err:
@@ -177,12 +200,27 @@ class PlanExecute(gym.Wrapper, gym.utils.RecordConstructorArgs):
             obs = f"Invalid output: {err}. Reply with <switch>KEEP|SWITCH</switch>, <subgoal>...</subgoal> and <action>...</action>."
             return obs, -self.invalid_penalty, False, self._out_of_steps(), self._annotate(info, False, False)
         self._subgoal = subgoal
-        if switch:
-            self._segment += 1
-            self._segment_step = 0
-        else:
-            self._segment_step += 1
+        self._advance_segment(switch)
         obs, reward, terminated, truncated, info = self.env.step(decision.action)
         self._last_info = info
         truncated = truncated or (not terminated and self._out_of_steps())
         return obs, reward, terminated, truncated, self._annotate(info, switch, True)
+
+    def _step_published(self, action: str | Mapping[str, Any]):
+        from hiper_envs.wrappers.protocol import read_plan_execute
+
+        if isinstance(action, Mapping):
+            action = "".join(f"<{key}>{action[key]}</{key}>" for key in ("switch", "subgoal", "action")
+                             if action.get(key) is not None)
+        if not isinstance(action, str):
+            raise TypeError(f"a plan-execute reply is text (or a dict of its tags), got {type(action).__name__}")
+        reply = read_plan_execute(action, self.tail)
+        switch = self._segment < 0 or bool(reply.switch)
+        if reply.subgoal is not None:
+            self._subgoal = reply.subgoal
+        self._advance_segment(switch)
+        obs, reward, terminated, truncated, info = self.env.step(reply.action)
+        self._last_info = info
+        truncated = truncated or (not terminated and self._out_of_steps())
+        reward = reward - (0.0 if reply.valid else self.invalid_penalty)
+        return obs, reward, terminated, truncated, self._annotate(info, switch, reply.valid)

@@ -108,11 +108,13 @@ def test_hierarchical_run_reports_switches_and_subgoal_alignment(tmp_path, monke
     assert h["subgoal_alignment"] == 1.0 and h["subgoals_completed"] == 1.0
 
 
-def test_history_window_keeps_last_k_pairs():
-    agent = make_agent("hiper", "HiPER/ALFWorld-v0", backend=ScriptedBackend(), history=2)
+@pytest.mark.parametrize(("protocol", "after_keep"), [("strict", "s3"), ("published", "re-emitted")])
+def test_history_window_keeps_last_k_pairs(protocol: str, after_keep: str):
+    agent = make_agent("hiper", "HiPER/ALFWorld-v0", backend=ScriptedBackend(), history=2, protocol=protocol)
     agent.reset("t", {})
     for i in range(4):
         agent.consume(f"obs {i}", f"<switch>SWITCH</switch><subgoal>s{i}</subgoal><action>a{i}</action>")
     assert list(agent.history.pairs) == [("obs 2", "a2"), ("obs 3", "a3")] and agent.subgoal == "s3"
-    agent.consume("obs 4", "<switch>KEEP</switch><subgoal>ignored</subgoal><action>a4</action>")
-    assert agent.subgoal == "s3"  # KEEP copies the subgoal verbatim
+    agent.consume("obs 4", "<switch>KEEP</switch><subgoal>re-emitted</subgoal><action>a4</action>")
+    # strict: KEEP carries the current subgoal verbatim; published: the one the reply last wrote
+    assert agent.subgoal == after_keep

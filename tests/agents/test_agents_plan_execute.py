@@ -74,8 +74,9 @@ def test_advance_carries_subgoal_on_keep_and_forces_first_switch():
         advance(None, "<switch>KEEP</switch><action>forward</action>")
 
 
-def test_wrapper_segments_and_malformed_steps():
-    env = PlanExecute(gym.make("fakeenv:Fake/Corridor-v0", max_episode_steps=4), invalid_penalty=0.5)
+def test_strict_wrapper_segments_and_malformed_steps():
+    env = PlanExecute(gym.make("fakeenv:Fake/Corridor-v0", max_episode_steps=4), invalid_penalty=0.5,
+                      protocol="strict")
     obs, info = env.reset(options={"task_id": "test-0"})
     assert info["format_valid"] and info["segment"] == -1 and info["subgoal"] == ""
 
