@@ -58,6 +58,9 @@ class Episode:
     last_info: dict[str, Any] = field(default_factory=dict)
     transcript: list[dict[str, Any]] = field(default_factory=list)
     wall_s: float = 0.0
+    started: bool = False  # the reset reply has come
+    terminated: bool = False  # the env's own flags on its last step
+    truncated: bool = False
 
     def metrics(self) -> dict[str, Any]:
         """Outcome and behaviour counts from SPEC 2.1 (and SPEC 3 for wrapped envs) `info` keys."""
@@ -80,6 +83,8 @@ class Episode:
             "aligned_switches": aligned,
             "subgoals_total": len(info.get("subgoals", [])),
             "subgoals_done": int(info.get("subgoal_index", 0)),
+            "terminated": self.terminated,
+            "truncated": self.truncated,
         }
 
 
@@ -352,7 +357,8 @@ class Pool:
         """Add a reset or step reply to the worker's episode; True when the episode has ended."""
         _, obs, reward, terminated, truncated, info = msg
         episode = worker.episode
-        if not episode.first_info:
+        if not episode.started:  # the reply to the reset this worker was sent (its info may be {})
+            episode.started = True
             episode.first_info = info
             worker.agent.reset(info.get("task", ""), info, seed=worker.job.agent_seed)
             return False
@@ -363,6 +369,7 @@ class Pool:
         if "switch" in info:
             entry["switch"] = bool(info["switch"])
         episode.last_info = info
+        episode.terminated, episode.truncated = bool(terminated), bool(truncated)
         episode.wall_s = time.monotonic() - worker.t0
         return terminated or truncated
 

@@ -18,7 +18,7 @@ import pandas as pd
 from harness.errors import HarnessError
 
 APP = "hiper-bench"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2 adds terminated and truncated; a schema 1 store is migrated on opening
 
 COLUMNS: dict[str, str] = {
     "run_id": "TEXT NOT NULL",
@@ -45,6 +45,8 @@ COLUMNS: dict[str, str] = {
     "aligned_switches": "INTEGER NOT NULL",
     "subgoals_total": "INTEGER NOT NULL",
     "subgoals_done": "INTEGER NOT NULL",
+    "terminated": "INTEGER",  # the env's flags on the last step (NULL in rows of schema 1 stores)
+    "truncated": "INTEGER",
     "package_version": "TEXT NOT NULL",
     "started_at": "TEXT NOT NULL",
     "wall_s": "REAL NOT NULL",
@@ -57,6 +59,7 @@ class Store:
 
     def __init__(self, path: str | Path, create: bool = True):
         self.path = Path(path)
+        self.legacy = False  # a schema 1 store opened read-only: no terminated/truncated columns
         if not self.path.exists() and not create:
             raise HarnessError(f"no results database at {self.path}")
         if self.path.is_dir():
@@ -66,12 +69,12 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         try:
-            self._init()
+            self._init(writable=create)
         except sqlite3.DatabaseError as err:
             self.conn.close()
             raise HarnessError(f"{self.path} is not a usable SQLite database ({err})") from err
 
-    def _init(self) -> None:
+    def _init(self, writable: bool) -> None:
         tables = {row[0] for row in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if tables and "meta" not in tables:
             raise HarnessError(f"{self.path} is an SQLite file of another application (tables: "
@@ -80,7 +83,11 @@ class Store:
             meta = dict(self.conn.execute("SELECT key, value FROM meta"))
             if meta.get("app") != APP:
                 raise HarnessError(f"{self.path} is an SQLite file of another application")
-            if meta.get("schema") != str(SCHEMA_VERSION):
+            if meta.get("schema") == "1":
+                self.legacy = not writable  # read-only commands never write: they read what is there
+                if writable:
+                    self._migrate_from_1()
+            elif meta.get("schema") != str(SCHEMA_VERSION):
                 raise HarnessError(f"{self.path} has store schema {meta.get('schema')}, this version reads "
                                    f"{SCHEMA_VERSION}")
         self.conn.execute("PRAGMA journal_mode=WAL")
@@ -93,6 +100,13 @@ class Store:
                 self.conn.executemany("INSERT INTO meta VALUES (?, ?)",
                                       [("app", APP), ("schema", str(SCHEMA_VERSION))])
                 self.conn.execute(f"CREATE TABLE episodes ({cols}, PRIMARY KEY (run_id, episode))")
+
+    def _migrate_from_1(self) -> None:
+        """Schema 1 had no terminated/truncated columns: add them, empty (NULL) for the old rows."""
+        with self._transaction():
+            for name in ("terminated", "truncated"):
+                self.conn.execute(f'ALTER TABLE episodes ADD COLUMN "{name}" {COLUMNS[name]}')
+            self.conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
 
     def _transaction(self) -> _Commit:
         self.conn.execute("BEGIN IMMEDIATE")
@@ -136,9 +150,12 @@ class Store:
 
     def frame(self, transcripts: bool = False) -> pd.DataFrame:
         """Every row as a DataFrame; JSON columns stay strings, transcripts only when asked for."""
-        cols = [c for c in COLUMNS if transcripts or c != "transcript"]
+        cols = [c for c in COLUMNS if (transcripts or c != "transcript")
+                and not (self.legacy and c in ("terminated", "truncated"))]
         names = ", ".join(f'"{c}"' for c in cols)
         frame = pd.read_sql_query(f"SELECT {names} FROM episodes ORDER BY rowid", self.conn)
+        if self.legacy:
+            frame = frame.assign(terminated=None, truncated=None)
         return frame.astype({"success": bool})
 
     def export(self, out: str | Path) -> Path:

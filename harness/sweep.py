@@ -241,7 +241,10 @@ def build_agents(runs: list[Run]) -> dict[Run, Agent]:
         if key not in built:
             try:
                 built[key] = make_agent(run.agent.name, run.env.env_id, **run.agent.kwargs)
-            except (TypeError, ValueError) as err:
+                check = getattr(getattr(built[key], "backend", None), "check", None)
+                if check is not None:  # an endpoint that cannot serve fails the run here, in seconds
+                    check()
+            except (TypeError, ValueError, ConnectionError) as err:
                 raise HarnessError(f"agent {run.agent.name!r}: {err}") from err
         agents[run] = built[key]
     return agents

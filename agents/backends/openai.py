@@ -15,6 +15,10 @@ from agents.backends import Message
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 
+class EndpointError(ConnectionError):
+    """The endpoint cannot serve this run at all (unreachable, key refused, no such API)."""
+
+
 def _reply(response: httpx.Response) -> str:
     response.raise_for_status()
     return response.json()["choices"][0]["message"]["content"] or ""
@@ -39,6 +43,21 @@ class OpenAIBackend:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.client = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout,
                                    limits=httpx.Limits(max_connections=self.concurrency))
+
+    def check(self, timeout: float = 10.0) -> None:
+        """One cheap request (`GET /models`) before a run: a server that refuses the connection,
+        the key (401/403) or has no such API (404) raises `EndpointError` naming the URL, in
+        seconds, instead of every step of every episode retrying for minutes."""
+        url = f"{str(self.client.base_url).rstrip('/')}/models"
+        try:
+            response = self.client.get("/models", timeout=timeout)
+        except httpx.TransportError as err:
+            raise EndpointError(f"cannot reach {url}: {type(err).__name__}: {err or 'no answer'}") from None
+        if response.status_code in (401, 403):
+            raise EndpointError(f"{url} refused the request ({response.status_code}): check the API key "
+                                f"in the environment variable the backend names (api_key_env)")
+        if response.status_code == 404:
+            raise EndpointError(f"{url} answered 404: base_url is not an OpenAI-compatible API (it usually ends in /v1)")
 
     def _complete(self, messages: Sequence[Message]) -> str:
         payload = {"model": self.model, "messages": list(messages), **self.body}

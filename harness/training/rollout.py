@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
 from agents import agent_class
@@ -178,10 +177,6 @@ def env_spec(cfg: TrainConfig, split: str, expert: bool = False) -> EnvSpec:
     return EnvSpec(cfg.env_id, kwargs, () if expert else cls.wrappers_for({"protocol": cfg.protocol}), cfg.max_steps)
 
 
-def step_limit(spec: EnvSpec) -> int:
-    return spec.max_steps or gym.spec(spec.env_id).max_episode_steps or 10**9
-
-
 def shape_rewards(traj: Trajectory, cfg: TrainConfig) -> None:
     """Fill `turn.reward` with r_t (module docstring)."""
     T = len(traj.turns)
@@ -200,7 +195,6 @@ def collect(pool: Pool, spec: EnvSpec, tasks: Sequence[tuple[str, int]], seeds: 
     agents = [make_agent() for _ in tasks]
     jobs = [Job(spec, task, seed, agent, seed, tag=i)
             for i, ((task, _), seed, agent) in enumerate(zip(tasks, seeds, agents, strict=True))]
-    limit = step_limit(spec)
     # the plan-execute wrapper adds -invalid_penalty to an invalid reply's step (strict: its whole
     # reward, the env not being stepped); shape_rewards applies the config's penalty instead
     wrapper_penalty = DEFAULT_INVALID_PENALTY if spec.wrappers else 0.0
@@ -219,7 +213,9 @@ def collect(pool: Pool, spec: EnvSpec, tasks: Sequence[tuple[str, int]], seeds: 
             turn.env_reward = float(step["reward"]) + (0.0 if turn.format_valid else wrapper_penalty)
         info = episode.last_info
         won = bool(info.get("won", False))
-        terminated = won or len(turns) < limit
+        # the env's own flag: a purchase on the last allowed step is terminated (no bootstrap),
+        # though the step limit was reached too
+        terminated = episode.terminated
         final = None
         if not terminated:
             final = copy.deepcopy(record.player.prompt(episode.transcript[-1]["obs"], info))

@@ -28,10 +28,13 @@ class CorridorEnv(gym.Env):
 
     def __init__(self, split: str = "test", expert: bool = False, reward_mode: str = "sparse",
                  render_mode: str | None = None, step_delay: float = 0.0, crash_once: str | None = None,
-                 hang_once: str | None = None, raise_once: str | None = None):
+                 hang_once: str | None = None, raise_once: str | None = None, empty_reset_info: bool = False,
+                 trapped_door: bool = False):
         self.task_ids = [f"{split}-{i}" for i in range(SPLITS[split])]
         self.expert, self.reward_mode, self.render_mode = expert, reward_mode, render_mode
         self.step_delay = step_delay
+        self.empty_reset_info = empty_reset_info  # a legal but bare reset: `info` is {}
+        self.trapped_door = trapped_door  # opening the door ends the episode as a loss (like a bad purchase)
         self.faults = {"crash": crash_once, "hang": hang_once, "raise": raise_once}
         self.observation_space = text_space()
         self.action_space = text_space()
@@ -89,7 +92,7 @@ class CorridorEnv(gym.Env):
         self.key_pos = 1 + index % 3
         self.task_type = "near" if self.key_pos < 3 else "far"
         self.pos, self.has_key, self.open, self.steps = 0, False, False, 0
-        return self._obs(), self._info(True, False)
+        return self._obs(), {} if self.empty_reset_info else self._info(True, False)
 
     def step(self, action: str):
         if self.step_delay:
@@ -108,7 +111,11 @@ class CorridorEnv(gym.Env):
         elif valid and action == "open door":
             self.open = completed = True
         obs = self._obs() if valid else "Nothing happens."
-        return obs, float(self.open), self.open, False, self._info(valid, completed)
+        info = self._info(valid, completed)
+        if self.trapped_door and self.open:
+            info.update(won=False, score=0.0)
+            return obs, 0.0, True, False, info
+        return obs, float(self.open), self.open, False, info
 
 
 if ENV_ID not in registry:

@@ -5,10 +5,12 @@ import threading
 import time
 
 import pytest
-from conftest import fake_run
+from conftest import FAKE, fake_run
 
+from agents import AGENTS
+from agents.base import Agent
 from harness.store import Store
-from harness.sweep import execute, task_order
+from harness.sweep import Run, execute, make_agent_entry, make_env_entry, task_order
 
 
 def rows(db):
@@ -83,3 +85,31 @@ def test_episode_failing_twice_is_stored_as_error_then_retried_on_resume(tmp_pat
     summary = execute([run], db, workers=1, progress=False)  # marker now stays: one crash, then success
     (row,) = rows(db)
     assert summary.ran == 1 and row["status"] == "ok" and row["success"] == 1
+
+
+class WalkerAgent(Agent):
+    """Plays the corridor from the observation alone: it needs no `info`, not even at reset."""
+
+    def act(self, obs, info):
+        return "forward"
+
+
+def test_an_env_whose_reset_info_is_empty_still_plays(tmp_path, monkeypatch):
+    monkeypatch.setitem(AGENTS, "walker", f"{__name__}:WalkerAgent")
+    run = Run(make_env_entry(FAKE, "test", {"empty_reset_info": True}), make_agent_entry("walker"), 0, 2)
+    summary = execute([run], tmp_path / "r.sqlite", workers=1, progress=False)
+    assert summary.errors == 0
+    stored = rows(tmp_path / "r.sqlite")
+    # the first step's reply is a step (4 forwards reach the door, then nothing happens), not a reset
+    assert [r["steps"] for r in stored] == [12, 12]
+    assert all(r["truncated"] == 1 and r["terminated"] == 0 for r in stored)
+
+
+def test_terminated_and_truncated_are_stored_as_the_env_gave_them(tmp_path):
+    # the expert wins in 6 steps: with a limit of 6 the last allowed step terminates the episode
+    run = Run(make_env_entry(FAKE, "test", max_steps=6), make_agent_entry("expert"), 0, 2)
+    execute([run], tmp_path / "r.sqlite", workers=1, progress=False)
+    assert [(r["success"], r["terminated"], r["truncated"]) for r in rows(tmp_path / "r.sqlite")] == [(1, 1, 1)] * 2
+    run = Run(make_env_entry(FAKE, "test", max_steps=3), make_agent_entry("expert"), 0, 2)
+    execute([run], tmp_path / "s.sqlite", workers=1, progress=False)
+    assert [(r["success"], r["terminated"], r["truncated"]) for r in rows(tmp_path / "s.sqlite")] == [(0, 0, 1)] * 2

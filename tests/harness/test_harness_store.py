@@ -103,3 +103,23 @@ def test_corrupt_or_foreign_files_are_refused_untouched(tmp_path, content, messa
     with pytest.raises(HarnessError, match=message):
         Store(path)
     assert path.read_bytes() == before
+
+
+def test_a_schema_1_store_is_read_as_is_and_migrated_when_written(tmp_path):
+    db = tmp_path / "old.sqlite"
+    execute([fake_run("expert", episodes=2)], db, workers=1, progress=False)
+    conn = sqlite3.connect(db)  # make it what an earlier version wrote
+    for name in ("terminated", "truncated"):
+        conn.execute(f'ALTER TABLE episodes DROP COLUMN "{name}"')
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
+    conn.commit()
+    conn.close()
+    before = db.read_bytes()
+    with Store(db, create=False) as store:  # read-only: nothing written
+        frame = store.frame()
+    assert len(frame) == 2 and frame["terminated"].isna().all()
+    assert db.read_bytes() == before
+    execute([fake_run("expert", episodes=3)], db, workers=1, progress=False)  # resumes: one more episode
+    with Store(db, create=False) as store:
+        frame = store.frame()
+    assert frame["terminated"].isna().tolist() == [True, True, False] and frame["terminated"].iloc[2] == 1
