@@ -1,4 +1,4 @@
-"""Policies for the HiPER envs behind one interface (SPEC 4); `make_agent` builds one by name.
+"""Policies for the HiPER envs behind one interface (docs/harness.md); `make_agent` builds one by name.
 
 Agent modules are imported on demand, so the random and expert agents need no LLM stack.
 """

@@ -1,4 +1,4 @@
-"""The one agent interface the harness drives (SPEC 4)."""
+"""The one agent interface the harness drives (docs/harness.md)."""
 
 from __future__ import annotations
 

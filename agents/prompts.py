@@ -1,6 +1,7 @@
 """Prompt builders for the LLM agents: task, recent history, current observation, admissible actions.
 
-The text is ours, written from the facts in REFERENCE C.1 (what the plan-execute prompt shows).
+The text is ours. Like the HiPER paper's prompt it shows the task, the step, the last `history`
+observation/action pairs, the current observation, the current subgoal and the admissible actions.
 Each env family gets a short guide; an env we do not know gets a generic one.
 """
 

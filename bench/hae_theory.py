@@ -1,4 +1,4 @@
-"""HAE's claims (REFERENCE C.2), tested exactly on a toy MDP where the subgoal reveals a latent subtask.
+"""HAE's claims (docs/training.md), tested exactly on a toy MDP where the subgoal reveals a latent subtask.
 
     .venv/bin/python bench/hae_theory.py [--samples 20000] [--seed 0] [--instances 100]
 

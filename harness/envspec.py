@@ -58,7 +58,7 @@ def check_env_id(env_id: str) -> None:
         raise HarnessError(f"unknown env id {env_id!r}; HiPER ids: {known}")
 
 
-# SPEC 2: each env's splits, the evaluation split (the default of `run`) first.
+# docs/envs.md: each env's splits, the evaluation split (the default of `run`) first.
 SPLITS = {
     "HiPER/ALFWorld-v0": ("valid_unseen", "valid_seen", "train"),
     "HiPER/WebShop-v0": ("test", "eval", "train"),

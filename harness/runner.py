@@ -6,7 +6,7 @@ every episode waiting for an action. Each request to a worker has a deadline; a 
 hangs or raises is replaced and its episode retried once, then reported as an error.
 A `Worker` carries env requests to an `EnvHost`: here a local process over a pipe; `harness.ray_backend`
 subclasses `Pool` with Ray actors, and the rest of this logic is shared.
-Nothing here knows a particular env or agent: it speaks SPEC 2.1 `info` keys and the agent interface.
+Nothing here knows a particular env or agent: it speaks the `info` keys of docs/envs.md and the agent interface.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class Episode:
     truncated: bool = False
 
     def metrics(self) -> dict[str, Any]:
-        """Outcome and behaviour counts from SPEC 2.1 (and SPEC 3 for wrapped envs) `info` keys."""
+        """Outcome and behaviour counts from the `info` keys of docs/envs.md (the plan-execute ones for wrapped envs)."""
         steps = [s for s in self.transcript if "obs" in s]  # a failed step has an action and no reply
         info = self.last_info or self.first_info
         switches = sum(bool(s.get("switch")) for s in steps)

@@ -1,4 +1,4 @@
-"""The results store (SPEC 5): one SQLite row per finished episode, written by the parent only.
+"""The results store (docs/harness.md): one SQLite row per finished episode, written by the parent only.
 
 WAL mode and one transaction per episode mean a `kill -9` at any moment leaves every committed
 episode intact; the UNIQUE key (run_id, episode) means a resumed run can never store one twice.

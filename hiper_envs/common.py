@@ -1,4 +1,4 @@
-"""Pieces every HiPER env shares: the text spaces, argument checks and the reward modes (SPEC 2)."""
+"""Pieces every HiPER env shares: the text spaces, argument checks and the reward modes (docs/envs.md)."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def check_choice(kind: str, value: T, choices: Iterable[T]) -> T:
 
 
 def goal_progress(conditions: Sequence[dict]) -> float:
-    """Fraction of goal conditions satisfied (SPEC 2.1 `progress`)."""
+    """Fraction of goal conditions satisfied (`progress` in docs/envs.md)."""
     if not conditions:
         return 0.0
     return sum(bool(c["satisfied"]) for c in conditions) / len(conditions)
@@ -88,7 +88,7 @@ def shaped_reward(
     reward_mode: str,
     shaping_gamma: float = 1.0,
 ) -> float:
-    """SPEC 2.2: `sparse`, or sparse plus potential-based shaping gamma * phi(s') - phi(s).
+    """The reward modes of docs/envs.md: `sparse`, or sparse plus potential-based shaping gamma * phi(s') - phi(s).
 
     Shaping of this form (Ng et al. 1999) leaves the optimal policies unchanged.
     """

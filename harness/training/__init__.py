@@ -1,1 +1,1 @@
-"""RL training for hiper-bench agents: advantage estimators, losses and token spans (SPEC 7)."""
+"""RL training for hiper-bench agents: advantage estimators, losses and token spans (docs/training.md)."""

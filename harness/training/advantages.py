@@ -1,4 +1,4 @@
-"""Advantage estimators: GAE, HiPER's HAE, and the critic-free group baselines (SPEC 7).
+"""Advantage estimators: GAE, HiPER's HAE, and the critic-free group baselines (docs/training.md).
 
 Batch layout for every estimator: B trajectories padded to T turns. `mask[B, T]` marks the real
 turns, a prefix of each row. `terminated[B]` says the trajectory ended by termination (done: no
@@ -179,7 +179,7 @@ def hae(
     lam_seg: float,
     last_values: Tensor | None = None,
 ) -> HAEResult:
-    """Hierarchical Advantage Estimation (HiPER, arXiv 2602.16165; REFERENCE C.2).
+    """Hierarchical Advantage Estimation (HiPER, arXiv 2602.16165; docs/training.md).
 
     Segment k is the run of turns [b_k, b_{k+1} - 1] (duration d_k) that starts at a boundary:
     a turn with `switch` set, or the first turn. V_end stands for the value after the last real

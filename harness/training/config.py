@@ -1,6 +1,6 @@
 """`TrainConfig`: every setting of `hiper-bench train`, read from YAML; defaults are the released runs'.
 
-Defaults follow REFERENCE C.2 (HiPER's released ALFWorld runs) unless a field says otherwise. The
+Defaults follow docs/training.md (HiPER's released ALFWorld runs) unless a field says otherwise. The
 YAML is flat: one key per field below. An unknown key or algorithm is an error naming the closest
 valid one, so a typo never silently trains with a default.
 """
@@ -89,7 +89,7 @@ class TrainConfig:
     ray_address: str | None = None
     """Ray cluster to join with env_backend ray (None: RAY_ADDRESS, else a local Ray)."""
     history: int = 2
-    """(observation, action) pairs shown in the prompt (REFERENCE C.1)."""
+    """(observation, action) pairs shown in the prompt (the released runs show 2)."""
     max_new_tokens: int = 128
     """Tokens generated per turn."""
     temperature: float = 1.0
@@ -101,7 +101,7 @@ class TrainConfig:
     generation_batch_size: int = 64
     """Prompts generated together."""
 
-    # --- rewards (REFERENCE C.2)
+    # --- rewards (docs/training.md)
     reward_scale: float = 10.0
     """r = reward_scale x the env's reward (10 on success for the sparse envs)."""
     success_reward_only: bool = True

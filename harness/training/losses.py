@@ -101,7 +101,7 @@ def plan_execute_advantages(
     valid: Tensor,
     low_on_format_tokens: bool = True,
 ) -> tuple[Tensor, Tensor]:
-    """HiPER's per-token advantages for plan-execute responses (REFERENCE C.2, "token assignment").
+    """HiPER's per-token advantages for plan-execute responses (docs/training.md, "token assignment").
 
     One response per turn n; the turn-level inputs are [N], the token masks in `tags` [N, L]:
     - A_low to the `<action>` body of every turn;

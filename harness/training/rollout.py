@@ -6,7 +6,7 @@ harness runner's worker processes (one env each, needed for ALFWorld); the runne
 generation of every episode waiting for an action into one call of `PolicyBackend`, the `hf`
 backend over the live policy (no reload between updates).
 
-Rewards (REFERENCE C.2) are computed here from the recorded outputs, with the one plan-execute parser:
+Rewards (docs/training.md) are computed here from the recorded outputs, with the one plan-execute parser:
 
     r_t = reward_scale * r_env_t                          (r_env: won on the last turn, or the env's)
           - invalid_penalty            if the output is invalid under the protocol (strict: the env
@@ -229,7 +229,7 @@ def collect(pool: Pool, spec: EnvSpec, tasks: Sequence[tuple[str, int]], seeds: 
 
 def expert_reply(agent: LLMAgent, info: dict[str, Any], action: str | None = None) -> str:
     """The reply a perfect agent of `agent`'s kind would give: the env's expert action (or `action`),
-    with the env's canonical subgoal (SPEC 2.1 `subgoals`, `subgoal_index`) as plan or thought."""
+    with the env's canonical subgoal (`subgoals`, `subgoal_index` in docs/envs.md) as plan or thought."""
     subgoals = info["subgoals"]
     subgoal = subgoals[min(info["subgoal_index"], len(subgoals) - 1)] if subgoals else "finish the task"
     action = str(info["expert_action"]) if action is None else action

@@ -1,4 +1,4 @@
-"""Which tokens of a plan-execute output belong to `<switch>`, `<subgoal>` and `<action>` (SPEC 3).
+"""Which tokens of a plan-execute output belong to `<switch>`, `<subgoal>` and `<action>` (docs/envs.md).
 
 HAE gives each part its own advantage (`losses.plan_execute_advantages`), so the trainer needs, per
 response, boolean token masks of the three tag bodies. They come from one tokenizer call with the

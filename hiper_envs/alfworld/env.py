@@ -39,7 +39,7 @@ class ALFWorldEnv(gym.Env[str, str]):
     Terminated when the task is won. Truncated by `TimeLimit` after 50 steps (`max_episode_steps`).
 
     ## Info
-    Every key of SPEC 2.1, plus `expert_action` when `expert=True`. Goal conditions, `progress`
+    Every `info` key of docs/envs.md, plus `expert_action` when `expert=True`. Goal conditions, `progress`
     and the subgoal signals are read from the PDDL facts of the current state.
 
     ## Arguments

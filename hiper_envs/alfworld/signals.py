@@ -1,4 +1,4 @@
-"""Subgoal-aware signals for ALFWorld, read from the PDDL facts of the current state (SPEC 2.1).
+"""Subgoal-aware signals for ALFWorld, read from the PDDL facts of the current state (docs/envs.md).
 
 Goal conditions split each task type's PDDL goal (alfworld's goal library) into parts; all of
 them hold exactly when the goal does, so `progress` is 1.0 exactly when the game is won. Where a

@@ -39,7 +39,7 @@ class KeyDoorEnv(gym.Env[str, str]):
     (`max_episode_steps`).
 
     ## Info
-    Every key of SPEC 2.1, plus `expert_action` when `expert=True` (a shortest-plan oracle that
+    Every `info` key of docs/envs.md, plus `expert_action` when `expert=True` (a shortest-plan oracle that
     replans from any state). Subgoals, in order, for each door: "take the red key", "open the red
     door", "go to room 2"; then "take the treasure". The goal conditions are the same facts read
     from the state (each stays true once reached), so `progress` is 1.0 exactly when won.

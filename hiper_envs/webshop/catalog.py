@@ -1,6 +1,6 @@
 """The product catalogue: reads WebShop's raw files and derives products as the original loader does.
 
-Raw files (REFERENCE B.5), plain ``.json`` or gzip-compressed ``.json.gz``:
+Raw files (hiper_envs/webshop/README.md), plain ``.json`` or gzip-compressed ``.json.gz``:
 
 * ``items_shuffle*.json``: list of products ``{asin, name, full_description, small_description,
   pricing, images, customization_options, category, query, product_category}``;

@@ -4,7 +4,7 @@ Transitions (``goto_*``, ``buy``) are shared by the text env, which reaches them
 ``search[...]``/``click[...]`` actions with the original's acceptance rules, and by the Flask site,
 which reaches them through its URLs.
 
-Acceptance rules (REFERENCE B.2): an action must match ``(.+)\\[(.+)\\]`` at its start (no line
+Acceptance rules (hiper_envs/webshop/README.md): an action must match ``(.+)\\[(.+)\\]`` at its start (no line
 breaks); the argument is lowercased. ``search[<query>]`` is accepted on any page (the query is split
 on single spaces); ``click[<x>]`` only when ``x`` is one of the page's clickables other than
 ``search``. Anything else, or any action after Buy, changes nothing and gives reward 0.

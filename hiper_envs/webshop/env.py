@@ -35,7 +35,7 @@ class WebShopEnv(gym.Env):
 
     ## Rewards
     ``reward_mode="sparse"``: the task score in [0, 1] on Buy, else 0. ``"progress"``: that plus
-    ``shaping_gamma * progress(s') - progress(s)`` over the goal conditions (SPEC 2.2).
+    ``shaping_gamma * progress(s') - progress(s)`` over the goal conditions (docs/envs.md, reward modes).
     Success (``info["won"]``) is a score of exactly 1.0.
 
     ## Episode End

@@ -1,4 +1,4 @@
-"""Goals (the tasks) and their splits (REFERENCE B.4).
+"""Goals (the tasks) and their splits (hiper_envs/webshop/README.md).
 
 Synthetic goals: one per product with an instruction and per combination of its option values
 (option names sorted), ``<instruction> with <name>: <value>, and ... , and price lower than

@@ -1,4 +1,4 @@
-"""The task score of a purchase, as the original computes it (REFERENCE B.3).
+"""The task score of a purchase, as the original computes it (hiper_envs/webshop/README.md).
 
 ``score = r_type * (attributes matched + options matched + [price <= bound]) / (n_attributes +
 n_options + 1)``. Kept quirks of the original:
@@ -153,7 +153,7 @@ def price_ok(price: float, goal: Goal) -> bool:
 
 
 def score_purchase(product: Product, goal: Goal, options: dict[str, str]) -> tuple[float, dict]:
-    """The task score of buying `product` with `options` for `goal`, and its breakdown (SPEC 2.1)."""
+    """The task score of buying `product` with `options` for `goal`, and its breakdown (docs/envs.md)."""
     type_info = type_reward(product, goal)
     n_attr = sum(attribute_matched(product, a) for a in goal.attributes)
     chosen: Sequence[str] = list(options.values())

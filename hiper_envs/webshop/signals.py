@@ -1,4 +1,4 @@
-"""Subgoal-aware signals (SPEC 2.1) read from a session's state.
+"""Subgoal-aware signals (docs/envs.md) read from a session's state.
 
 Goal conditions, in order: a search was made (the session holds a search); the open product (or the
 bought one) has the goal's type (``r_type == 1``); it has each goal attribute; each goal option is

@@ -1,4 +1,4 @@
-"""The plan-execute format of hierarchical agents (SPEC 3): its one parser and the `PlanExecute` wrapper.
+"""The plan-execute format of hierarchical agents (docs/envs.md): its one parser and the `PlanExecute` wrapper.
 
 Agents, the wrapper and the trainer all import `parse_plan_execute` from here, so a model output is
 judged the same way wherever it is read.

@@ -1,5 +1,5 @@
 """Each agent on each env: the expert wins every bundled task it plays, the random agent stays valid,
-the LLM agents' prompts carry what REFERENCE C.1 says, and a hierarchical run yields its metrics."""
+the LLM agents' prompts carry the task, history, observation, subgoal and actions, and a hierarchical run yields its metrics."""
 
 import re
 

@@ -1,4 +1,4 @@
-"""A tiny deterministic env honouring SPEC 2.1, registered as `Fake/Corridor-v0` for harness tests.
+"""A tiny deterministic env honouring the contract of docs/envs.md, registered as `Fake/Corridor-v0` for harness tests.
 
 The agent walks a corridor, takes a key and opens the door at the end. Keywords make a worker die,
 hang or raise once (marker files record that it happened), to test the runner's recovery.

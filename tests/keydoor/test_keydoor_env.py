@@ -1,4 +1,4 @@
-"""HiPER/KeyDoor-v0: the Gymnasium contract, the SPEC 2.1 info, the expert, splits, vocabulary,
+"""HiPER/KeyDoor-v0: the Gymnasium contract, the docs/envs.md info, the expert, splits, vocabulary,
 bad input, determinism and speed."""
 
 import copy

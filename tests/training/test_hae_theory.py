@@ -1,4 +1,4 @@
-"""HAE's claims (REFERENCE C.2) on bench/hae_theory.py's toy, seed 0: unbiased with lambda = 1 and
+"""HAE's claims (docs/training.md) on bench/hae_theory.py's toy, seed 0: unbiased with lambda = 1 and
 exact critics; the action advantages' variance no higher than flat GAE's, strictly lower when the
 subgoal is informative; and the honest caveat that the gradient estimate's variance can be higher."""
 

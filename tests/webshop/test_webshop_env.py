@@ -1,4 +1,4 @@
-"""The text env: Gymnasium contract, SPEC 2.1 info, expert, splits, seeding, reward modes, bad input."""
+"""The text env: Gymnasium contract, docs/envs.md info, expert, splits, seeding, reward modes, bad input."""
 
 import subprocess
 import sys

@@ -1,4 +1,4 @@
-"""The task score against hand-worked cases of the original formula (REFERENCE B.3).
+"""The task score against hand-worked cases of the original formula (hiper_envs/webshop/README.md).
 
 score = r_type * (attributes matched + options matched + [price <= bound]) / (n_attr + n_opt + 1)
 """
