@@ -66,6 +66,19 @@ def _rates(frame: pd.DataFrame) -> dict[str, Any]:
             "invalid_rate": float(frame["invalid_actions"].sum()) / steps if steps else 0.0}
 
 
+def _format_valid(transcripts: pd.Series) -> float | None:
+    """Share of plan-execute replies that were valid (by the run's protocol); None without any."""
+    flags = [s["format_valid"] for t in transcripts for s in json.loads(t) if "format_valid" in s]
+    return sum(flags) / len(flags) if flags else None
+
+
+def _noun_source(transcripts: pd.Series) -> str:
+    """Which noun finder scored the group's WebShop purchases: spacy, heuristic, both (not one
+    benchmark: scores differ between the two), or "" for groups without a purchase."""
+    sources = {s["noun_source"] for t in transcripts for s in json.loads(t) if "noun_source" in s}
+    return " and ".join(sorted(sources))
+
+
 def _curve(transcripts: pd.Series) -> list[float]:
     """Mean progress after each step; an episode that ended keeps its final progress."""
     runs = [[s["progress"] for s in json.loads(t)] for t in transcripts]
@@ -91,6 +104,7 @@ def build_report(frame: pd.DataFrame) -> dict[str, Any]:
     for key, part in ok.groupby(GROUP, sort=True):
         ident = dict(zip(GROUP, key, strict=True))
         groups.append({**ident, **_rates(part), "errors": int(errors.get(key, 0)),
+                       "noun_source": _noun_source(part["transcript"]),
                        "seeds": sorted(int(s) for s in part["seed"].unique()),
                        "package_versions": sorted(part["package_version"].unique()),
                        "task_hashes": int(part["task_hash"].nunique())})
@@ -105,6 +119,7 @@ def build_report(frame: pd.DataFrame) -> dict[str, Any]:
                 "segment_length": int(part["steps"].sum()) / switches,
                 "subgoal_alignment": int(part["aligned_switches"].sum()) / chosen if chosen else None,
                 "subgoals_completed": int(part["subgoals_done"].sum()) / max(1, int(part["subgoals_total"].sum())),
+                "format_valid": _format_valid(part["transcript"]),
             })
         curves.append({**ident, "progress": _curve(part["transcript"])})
     return {
@@ -145,7 +160,7 @@ TABLES: dict[str, tuple[str, list[tuple[str, Any]]]] = {
         ("env", "env_id"), ("split", "split"), ("tasks", "task_set"), ("agent", "agent"), ("episodes", "n"),
         ("success % [95% Wilson]", interval), ("score", "score"), ("progress", "progress"), ("steps", "steps"),
         ("invalid-action rate", "invalid_rate"), ("errors", "errors"),
-        ("seeds", lambda r: ",".join(map(str, r["seeds"])))]),
+        ("seeds", lambda r: ",".join(map(str, r["seeds"]))), ("WebShop nouns", "noun_source")]),
     "Success by task type": ("task_types", [
         ("env", "env_id"), ("split", "split"), ("tasks", "task_set"), ("agent", "agent"),
         ("task type", "task_type"), ("episodes", "n"), ("success % [95% Wilson]", interval), ("score", "score"),
@@ -157,7 +172,8 @@ TABLES: dict[str, tuple[str, list[tuple[str, Any]]]] = {
     "Hierarchical agents": ("hierarchical", [
         ("env", "env_id"), ("split", "split"), ("tasks", "task_set"), ("agent", "agent"),
         ("switch rate", "switch_rate"), ("mean segment length", "segment_length"),
-        ("subgoal alignment", "subgoal_alignment"), ("canonical subgoals completed", "subgoals_completed")]),
+        ("subgoal alignment", "subgoal_alignment"), ("canonical subgoals completed", "subgoals_completed"),
+        ("format valid", "format_valid")]),
 }
 
 
@@ -214,6 +230,13 @@ def plot(report: dict[str, Any], out: Path) -> list[Path]:
     return written
 
 
+NOUN_NOTE = ("WebShop scores depend on how the goal's product nouns are found: with spaCy's en_core_web_sm "
+             "(the original's) or our heuristic when that model is not installed. The column 'WebShop nouns' "
+             "says which scored each row; scores of the two are not one benchmark. For exact scoring: "
+             "pip install spacy, then python -m spacy download en_core_web_sm (or pip install that model's "
+             "wheel copied from a machine that can download it).")
+
+
 def write_report(report: dict[str, Any], out: Path) -> list[Path]:
     """report.json (the leaderboard's only input), report.md, report.html and the PNG plots."""
     out.mkdir(parents=True, exist_ok=True)
@@ -222,6 +245,9 @@ def write_report(report: dict[str, Any], out: Path) -> list[Path]:
           f"(left out of the rates). Generated {report['generated_at']}.\n"]
     sections = [f"<p class=\"note\">{report['episodes']} episodes, {report['errors']} harness errors (left out "
                 f"of the rates). Generated {html.escape(report['generated_at'])}.</p>"]
+    if any(g["noun_source"] for g in report["groups"]):
+        md.append(NOUN_NOTE + "\n")
+        sections.append(f"<p class=\"note\">{html.escape(NOUN_NOTE)}</p>")
     for section in TABLES:
         headers, rows = table_rows(report, section)
         if rows:

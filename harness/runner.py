@@ -366,8 +366,12 @@ class Pool:
         entry.update(obs=obs, reward=reward, action_valid=bool(info.get("action_valid", True)),
                      progress=float(info.get("progress", 0.0)),
                      subgoal_completed=bool(info.get("subgoal_completed", False)))
-        if "switch" in info:
-            entry["switch"] = bool(info["switch"])
+        for key in ("switch", "format_valid"):  # plan-execute wrappers report these
+            if key in info:
+                entry[key] = bool(info[key])
+        noun_source = (info.get("score_breakdown") or {}).get("noun_source")
+        if noun_source:  # WebShop after Buy: which noun finder scored the purchase
+            entry["noun_source"] = str(noun_source)
         episode.last_info = info
         episode.terminated, episode.truncated = bool(terminated), bool(truncated)
         episode.wall_s = time.monotonic() - worker.t0

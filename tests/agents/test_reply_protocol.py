@@ -177,5 +177,8 @@ def test_an_episode_stores_its_protocol(tmp_path, monkeypatch, protocol):
     assert first["action_valid"] == (expected == "published")
     assert "protocol" not in make_agent_entry("expert").kwargs  # the expert's actions are not replies
     with Store(tmp_path / "r.sqlite", create=False) as store:
-        (group,) = build_report(store.frame(transcripts=True))["groups"]
+        report = build_report(store.frame(transcripts=True))
+    (group,) = report["groups"]
     assert group["agent"] == f"one-reply [{expected}]"  # reports and leaderboards name the protocol
+    (hierarchical,) = report["hierarchical"]
+    assert hierarchical["format_valid"] == 1.0  # the reply is well-formed under both protocols

@@ -109,3 +109,17 @@ def test_leaderboard_page_renders_and_sorts_in_headless_chromium(report, tmp_pat
         assert "expert" in ours.text
     finally:
         driver.quit()
+
+
+def test_webshop_rows_say_which_noun_finder_scored_them(tmp_path):
+    from harness.sweep import Run, make_agent_entry, make_env_entry
+
+    run = Run(make_env_entry("HiPER/WebShop-v0", "test"), make_agent_entry("expert"), 0, 2)
+    execute([run], tmp_path / "r.sqlite", workers=1, progress=False)
+    with Store(tmp_path / "r.sqlite", create=False) as store:
+        report = build_report(store.frame(transcripts=True))
+    (group,) = report["groups"]
+    assert group["noun_source"] in ("spacy", "heuristic")
+    files = write_report(report, tmp_path / "out")
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "WebShop nouns" in text and "en_core_web_sm" in text and files
