@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -37,13 +38,26 @@ DEFAULT_DB = Path("runs/results.sqlite")
 
 
 def one_line_errors(command: F) -> F:
-    """Bad input exits 2 with one line; a worker failure that stops the run exits 1."""
+    """Bad input exits 2 with one line; a worker failure that stops the run exits 1.
+
+    Bad input includes a path the command cannot write (an output folder under /proc, a missing
+    drive) and a results database damaged past its header (SQLite finds it only when it reads the
+    damaged pages): one line naming the file, never a traceback."""
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
         except HarnessError as error:
             err.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except OSError as error:
+            where = f"{error.filename}: " if error.filename else ""
+            err.print(f"error: {where}{error.strerror or error}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except sqlite3.DatabaseError as error:
+            db = kwargs.get("db") or kwargs.get("database") or "the results database"
+            err.print(f"error: {db} is damaged or unreadable ({error})", markup=False, highlight=False,
+                      soft_wrap=True)
             raise typer.Exit(2) from None
         except WorkerFailure as error:
             err.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)

@@ -66,8 +66,14 @@ class Store:
             raise HarnessError(f"{self.path} is a directory, not a results database")
         if self.path.exists():
             _check_header(self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            if not create and self.path.stat().st_size == 0:
+                raise HarnessError(f"{self.path} is empty: no results database yet")  # and stays so
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        except (OSError, sqlite3.Error) as err:
+            reason = err.strerror if isinstance(err, OSError) else str(err)
+            raise HarnessError(f"cannot open the results database {self.path}: {reason}") from None
         try:
             self._init(writable=create)
         except sqlite3.DatabaseError as err:
@@ -153,7 +159,10 @@ class Store:
         cols = [c for c in COLUMNS if (transcripts or c != "transcript")
                 and not (self.legacy and c in ("terminated", "truncated"))]
         names = ", ".join(f'"{c}"' for c in cols)
-        frame = pd.read_sql_query(f"SELECT {names} FROM episodes ORDER BY rowid", self.conn)
+        try:
+            frame = pd.read_sql_query(f"SELECT {names} FROM episodes ORDER BY rowid", self.conn)
+        except pd.errors.DatabaseError as err:  # damaged pages past the header show up only when read
+            raise HarnessError(f"{self.path} is damaged or unreadable ({str(err).rsplit(': ', 1)[-1]})") from None
         if self.legacy:
             frame = frame.assign(terminated=None, truncated=None)
         return frame.astype({"success": bool})

@@ -28,7 +28,7 @@ from agents.prompts import PromptTemplate
 from harness.envspec import EnvSpec, check_env_id, check_split
 from harness.errors import HarnessError
 from harness.progress import EpisodeProgress
-from harness.runner import Episode, Job, Pool
+from harness.runner import Episode, Job, Pool, WorkerFailure
 from harness.store import Store, dumps
 from hiper_envs.wrappers import DEFAULT_PROTOCOL, PROTOCOLS
 
@@ -262,13 +262,17 @@ def execute(runs: list[Run], db: str | Path, workers: int = 1, step_timeout: flo
     specs = {run: run.spec() for run in runs}
     agents = build_agents(runs)
     summary = Summary()
-    with Store(db) as store:
-        todo = [run for run in runs if run.episodes is None or len(store.done(run.run_id)) < run.episodes]
-        summary.skipped = sum(run.episodes or 0 for run in runs if run not in todo)
-        if not todo:
-            return summary
-        with make_pool(workers, step_timeout=step_timeout) as pool:
+    stored = _stored(db, runs)
+    todo = [run for run in runs if run.episodes is None or len(stored[run]) < run.episodes]
+    summary.skipped = sum(run.episodes or 0 for run in runs if run not in todo)
+    if not todo:
+        return summary
+    with make_pool(workers, step_timeout=step_timeout) as pool:
+        try:
             task_ids = pool.task_ids(specs[run] for run in todo)
+        except WorkerFailure as err:  # an env its config cannot build: the user's input, before any write
+            raise HarnessError(str(err)) from err
+        with Store(db) as store:
             jobs = []
             for run in todo:
                 done = store.done(run.run_id)
@@ -295,6 +299,15 @@ def execute(runs: list[Run], db: str | Path, workers: int = 1, step_timeout: flo
                 pool.run(jobs, on_done)
                 summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _stored(db: str | Path, runs: list[Run]) -> dict[Run, set[int]]:
+    """Each run's episodes already in `db`, read without writing (none when there is no store yet)."""
+    path = Path(db)
+    if not path.exists() or (path.is_file() and path.stat().st_size == 0):
+        return {run: set() for run in runs}
+    with Store(path, create=False) as store:
+        return {run: store.done(run.run_id) for run in runs}
 
 
 def parse_json_arg(text: str | None, what: str) -> dict[str, Any]:

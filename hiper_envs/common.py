@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import TypeVar
 
 import numpy as np
@@ -65,12 +65,32 @@ def text_space(max_length: int = 100_000) -> spaces.Text:
     return UnicodeText(max_length=max_length)
 
 
+def check_action(action: object) -> str:
+    """An action is a string; anything else is a caller's bug, not a move in the game (which an
+    env answers with its own no-op), so it raises."""
+    if not isinstance(action, str):
+        raise TypeError(f"an action is a str, got {type(action).__name__}")
+    return action
+
+
+def resolve_task_id(task_id: object, known: Collection[str], listed: Sequence[str]) -> str:
+    """`task_id` as one of the split's ids (an int is read as its decimal string); anything else
+    raises the same ValueError in every env, naming valid ids."""
+    if isinstance(task_id, int) and not isinstance(task_id, bool):
+        task_id = str(task_id)
+    if not (isinstance(task_id, str) and task_id in known):
+        check_choice("task_id", task_id, listed)  # not one of them: raises
+    return task_id
+
+
 def check_choice(kind: str, value: T, choices: Iterable[T]) -> T:
     """Return `value` if it is one of `choices`, else raise a ValueError that lists them."""
     choices = list(choices)
     if value not in choices:
         shown = ", ".join(repr(c) for c in choices[:20]) + (" ..." if len(choices) > 20 else "")
-        raise ValueError(f"unknown {kind} {value!r}; valid choices: {shown}")
+        given = repr(value)
+        given = given if len(given) <= 80 else f"{given[:77]}..."
+        raise ValueError(f"unknown {kind} {given}; valid choices: {shown}")
     return value
 
 

@@ -11,7 +11,15 @@ from hiper_envs.alfworld.engine import ENGINES, EngineState, make_engine
 from hiper_envs.alfworld.expert import Expert
 from hiper_envs.alfworld.signals import goal_conditions, subgoal_index, subgoals
 from hiper_envs.alfworld.world import TASK_TYPES, World
-from hiper_envs.common import REWARD_MODES, check_choice, goal_progress, shaped_reward, text_space
+from hiper_envs.common import (
+    REWARD_MODES,
+    check_action,
+    check_choice,
+    goal_progress,
+    resolve_task_id,
+    shaped_reward,
+    text_space,
+)
 
 
 class ALFWorldEnv(gym.Env[str, str]):
@@ -106,7 +114,7 @@ class ALFWorldEnv(gym.Env[str, str]):
         if task_id is None:
             ids = self.task_ids
             task_id = ids[int(self.np_random.integers(len(ids)))]
-        task = self.tasks.get(task_id) or self.tasks[check_choice("task_id", task_id, self.task_ids)]
+        task = self.tasks[resolve_task_id(task_id, self.tasks, self.task_ids)]
         if self._engine_task_id != task.task_id:
             self._engine = make_engine(self.engine_name, task.game)
             self._engine_task_id = task.task_id
@@ -117,13 +125,15 @@ class ALFWorldEnv(gym.Env[str, str]):
             self._expert = Expert(task.walkthrough, task.spec, self._engine.replan)
         info = self._info(previous_index=None)
         self._progress = info["progress"]
-        self._last_obs = self._state.feedback
+        self._last_obs, self._last_info = self._state.feedback, info
         return self._last_obs, info
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict]:
         if self._state is None:
             raise gym.error.ResetNeeded("call reset() before step()")
-        command = action if isinstance(action, str) else str(action)
+        command = check_action(action)
+        if self._state.won:
+            return self._refuse()
         previous = self._state
         previous_index = subgoal_index(World(previous.facts), self._task.spec, previous.won)
         self._state = self._engine.step(command)
@@ -134,8 +144,15 @@ class ALFWorldEnv(gym.Env[str, str]):
         sparse = 1.0 if self._state.won and not previous.won else 0.0
         reward = shaped_reward(sparse, self._progress, info["progress"], self.reward_mode, self.shaping_gamma)
         self._progress = info["progress"]
-        self._last_obs = self._state.feedback
+        self._last_obs, self._last_info = self._state.feedback, info
         return self._last_obs, reward, self._state.won, False, info
+
+    def _refuse(self) -> tuple[str, float, bool, bool, dict]:
+        """After the task is won every action is refused until reset (as WebShop refuses after Buy):
+        the last observation again, no reward, `action_valid` False."""
+        self._steps += 1
+        self._last_info = {**self._last_info, "action_valid": False, "subgoal_completed": False, "steps": self._steps}
+        return self._last_obs, 0.0, True, False, self._last_info
 
     def render(self) -> str | None:
         return self._last_obs if self.render_mode == "ansi" else None

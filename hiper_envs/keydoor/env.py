@@ -6,7 +6,15 @@ from typing import Any
 
 import gymnasium as gym
 
-from hiper_envs.common import REWARD_MODES, check_choice, goal_progress, shaped_reward, text_space
+from hiper_envs.common import (
+    REWARD_MODES,
+    check_action,
+    check_choice,
+    goal_progress,
+    resolve_task_id,
+    shaped_reward,
+    text_space,
+)
 from hiper_envs.keydoor.game import NOTHING_HAPPENS, State, task_text
 from hiper_envs.keydoor.layouts import ROOM_COUNTS, SPLITS, Layout, split_layouts
 
@@ -91,11 +99,11 @@ class KeyDoorEnv(gym.Env[str, str]):
         task_id = (options or {}).get("task_id")
         if task_id is None:
             task_id = self._task_ids[int(self.np_random.integers(len(self._task_ids)))]
-        layout: Layout = self._tasks.get(task_id) or self._tasks[check_choice("task_id", task_id, self._task_ids)]
+        layout: Layout = self._tasks[resolve_task_id(task_id, self._tasks, self._task_ids)]
         self._state = State.start(layout)
         self._steps = 0
         self._index = 0
-        info = self._info(action_valid=True)
+        info = self._last_info = self._info(action_valid=True)
         self._last_obs = f"Your task is to: {task_text(layout)}. {self._state.describe()}"
         return self._last_obs, info
 
@@ -103,12 +111,17 @@ class KeyDoorEnv(gym.Env[str, str]):
         state = self._state
         if state is None:
             raise gym.error.ResetNeeded("call reset() before step()")
+        check_action(action)
         self._steps += 1
-        progress_before, was_won = self._progress, state.won
-        valid = isinstance(action, str) and action in self._admissible
+        if state.won:  # refused until reset, as every env refuses after the end: no reward, invalid
+            self._last_info = {**self._last_info, "action_valid": False, "subgoal_completed": False,
+                               "steps": self._steps}
+            return self._last_obs, 0.0, True, False, self._last_info
+        progress_before = self._progress
+        valid = action in self._admissible
         self._last_obs = f"{state.apply(action)} {state.describe()}" if valid else NOTHING_HAPPENS
-        info = self._info(action_valid=valid)
-        sparse = 1.0 if state.won and not was_won else 0.0
+        info = self._last_info = self._info(action_valid=valid)
+        sparse = 1.0 if state.won else 0.0
         reward = shaped_reward(sparse, progress_before, info["progress"], self.reward_mode, self.shaping_gamma)
         return self._last_obs, reward, state.won, False, info
 

@@ -7,7 +7,15 @@ from typing import Any
 
 import gymnasium as gym
 
-from hiper_envs.common import REWARD_MODES, check_choice, goal_progress, shaped_reward, text_space
+from hiper_envs.common import (
+    REWARD_MODES,
+    check_action,
+    check_choice,
+    goal_progress,
+    resolve_task_id,
+    shaped_reward,
+    text_space,
+)
 from hiper_envs.webshop.engine import OBSERVATION_MODES, Session, Shop
 from hiper_envs.webshop.expert import expert_action
 from hiper_envs.webshop.goals import GOAL_KINDS, SPLITS, split_range
@@ -110,9 +118,8 @@ class WebShopEnv(gym.Env):
         if not indices:
             raise ValueError(f"split {self.split!r} has no {self.goal_kind} goals in this catalogue")
         if options and "task_id" in options:
-            task_id = str(options["task_id"])
-            if not (task_id.isdigit() and int(task_id) in indices):
-                check_choice("task_id", task_id, self.task_ids)
+            ids = self.task_ids
+            task_id = resolve_task_id(options["task_id"], set(ids), ids)
         else:
             task_id = str(indices[int(self.np_random.integers(len(indices)))])
         self._task_id = task_id
@@ -127,9 +134,10 @@ class WebShopEnv(gym.Env):
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict]:
         if self.session is None:
-            raise RuntimeError("call reset() before step()")
+            raise gym.error.ResetNeeded("call reset() before step()")
+        check_action(action)
         self._steps += 1
-        valid, score = self._apply(action if isinstance(action, str) else str(action))
+        valid, score = self._apply(action)
         conditions = goal_conditions(self.session)
         progress = goal_progress(conditions)
         reward = shaped_reward(score, self._progress, progress, self.reward_mode, self.shaping_gamma)

@@ -167,6 +167,7 @@ class PlanExecute(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._segment_step = 0
         self._steps = 0
         self._last_info: dict[str, Any] = {}
+        self._started = False
 
     def _annotate(self, info: dict[str, Any], switch: bool, format_valid: bool) -> dict[str, Any]:
         return {**info, "switch": switch, "subgoal": self._subgoal or "", "segment": self._segment,
@@ -175,7 +176,7 @@ class PlanExecute(gym.Wrapper, gym.utils.RecordConstructorArgs):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
         self._subgoal, self._segment, self._segment_step, self._steps = None, -1, 0, 0
-        self._last_info = info
+        self._last_info, self._started = info, True
         return obs, self._annotate(info, switch=False, format_valid=True)
 
     def _out_of_steps(self) -> bool:
@@ -190,6 +191,10 @@ class PlanExecute(gym.Wrapper, gym.utils.RecordConstructorArgs):
             self._segment_step += 1
 
     def step(self, action: str | Mapping[str, Any]):
+        if not self._started:
+            raise gym.error.ResetNeeded("call reset() before step()")  # as the inner env would
+        if not isinstance(action, (str, Mapping)):
+            raise TypeError(f"a plan-execute reply is text (or a dict of its tags), got {type(action).__name__}")
         self._steps += 1
         if self.protocol == "published":
             return self._step_published(action)
@@ -212,8 +217,6 @@ class PlanExecute(gym.Wrapper, gym.utils.RecordConstructorArgs):
         if isinstance(action, Mapping):
             action = "".join(f"<{key}>{action[key]}</{key}>" for key in ("switch", "subgoal", "action")
                              if action.get(key) is not None)
-        if not isinstance(action, str):
-            raise TypeError(f"a plan-execute reply is text (or a dict of its tags), got {type(action).__name__}")
         reply = read_plan_execute(action, self.tail)
         switch = self._segment < 0 or bool(reply.switch)
         if reply.subgoal is not None:

@@ -46,6 +46,7 @@ def test_bad_sweep_config_is_one_line_exit_2_nothing_written(tmp_path, monkeypat
     (["--env", FAKE, "--split", "test", "--agent", "random", "--agent-kwargs", "{oops"], "not valid JSON"),
     (["--env", FAKE, "--split", "test", "--agent", "random", "--agent-kwargs", '{"temperature": 1}'], "unexpected keyword"),
     (["--env", FAKE, "--split", "test", "--agent", "expert", "--env-kwargs", '{"expert": false}'], "needs env keyword"),
+    (["--env", FAKE, "--split", "test", "--agent", "random", "--env-kwargs", '{"nosuch": 1}'], "unexpected keyword"),
 ])
 def test_bad_run_arguments(tmp_path, args, message):
     db = tmp_path / "r.sqlite"
@@ -117,3 +118,45 @@ def test_envs_lists_every_registered_id(monkeypatch):
     assert result.exit_code == 0
     assert all(env_id in result.output for env_id in hiper_envs.ENV_IDS)
     assert "valid_unseen" in result.output and "7" in result.output
+
+
+@pytest.mark.parametrize("where", ["/proc/hiper-bench/{}", "{tmp}/a-file/{}"])
+def test_paths_that_cannot_be_written_are_one_line(tmp_path, where):
+    (tmp_path / "a-file").write_text("not a folder")
+    db = tmp_path / "r.sqlite"
+    assert invoke("run", "--env", FAKE, "--split", "test", "--agent", "random", "--episodes", "2", "--db", str(db),
+                  "--no-progress").exit_code == 0
+    target = where.replace("{tmp}", str(tmp_path))
+    for args in (["run", "--env", FAKE, "--split", "test", "--agent", "random", "--episodes", "2", "--no-progress",
+                  "--db", target.format("r.sqlite")],
+                 ["report", "--db", str(db), "--out", target.format("report")],
+                 ["export", "--db", str(db), "--out", target.format("r.csv")]):
+        result = invoke(*args)
+        assert result.exit_code == 2, args
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:")
+        assert "hiper-bench" in lines[0] or "a-file" in lines[0]  # names the path
+
+
+def test_read_only_commands_never_write_and_a_damaged_store_is_one_line(tmp_path):
+    empty = tmp_path / "empty.sqlite"
+    empty.touch()
+    for command in ("report", "verify", "export"):
+        extra = ["--out", str(tmp_path / "o.csv")] if command != "verify" else []
+        result = invoke(command, "--db", str(empty), *extra)
+        assert result.exit_code == 2 and "is empty" in result.stderr
+    assert empty.stat().st_size == 0  # nothing written into it
+    db = tmp_path / "big.sqlite"
+    assert invoke("run", "--env", FAKE, "--split", "test", "--agent", "random", "--episodes", "40", "--db", str(db),
+                  "--no-progress", "--seed", "3").exit_code == 0
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = db.stat().st_size
+    with db.open("r+b") as f:  # the header and schema stay; the pages with the rows are garbage
+        f.seek(2 * 4096)
+        f.write(b"\xff" * (size - 2 * 4096))
+    for command in ("report", "verify", "export"):
+        extra = ["--out", str(tmp_path / "x.csv")] if command != "verify" else []
+        result = invoke(command, "--db", str(db), *extra)
+        lines = result.stderr.strip().splitlines()
+        assert result.exit_code == 2 and len(lines) == 1 and "damaged" in lines[0] and "big.sqlite" in lines[0], command

@@ -138,10 +138,11 @@ def test_bad_actions_change_nothing(make_env, action):
     assert env.unwrapped._state == before
 
 
-def test_non_string_action_is_invalid(make_env):
+def test_non_string_action_is_a_type_error(make_env):
     env = make_env()
     env.reset(seed=0)
-    assert env.step(3)[0] == "Nothing happens."
+    with pytest.raises(TypeError, match="an action is a str, got int"):
+        env.step(3)
 
 
 def test_unknown_choices_name_the_valid_ones(make_env):
