@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 # Click a header to sort by it; numbers sort numerically (an interval sorts by its first number).
-SORT_SCRIPT = """
+# Type in the box above a table to filter its rows.
+SORT_SCRIPT = r"""
 document.querySelectorAll("table.sortable").forEach(function (table) {
   table.querySelectorAll("th").forEach(function (th, col) {
     th.addEventListener("click", function () {
@@ -30,6 +31,22 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
   });
   table.classList.add("ready");
 });
+// A filter box above each table: rows whose text does not contain every typed word are hidden.
+document.querySelectorAll("table.sortable").forEach(function (table) {
+  var box = document.createElement("input");
+  box.type = "search";
+  box.className = "filter";
+  box.placeholder = "filter rows";
+  box.setAttribute("aria-label", "filter the rows of the next table");
+  box.addEventListener("input", function () {
+    var words = box.value.toLowerCase().split(/\s+/).filter(Boolean);
+    Array.from(table.tBodies[0].rows).forEach(function (row) {
+      var text = row.textContent.toLowerCase();
+      row.hidden = !words.every(function (w) { return text.indexOf(w) >= 0; });
+    });
+  });
+  table.parentNode.insertBefore(box, table);
+});
 """
 
 STYLE = """
@@ -40,6 +57,12 @@ th { background: #f3f3f3; cursor: pointer; }
 td:first-child, th:first-child { text-align: left; }
 tr.published td { background: #fbf7e8; }
 .note { color: #555; max-width: 60em; }
+input.filter { margin-top: 0.5em; padding: 0.2em 0.4em; width: 20em; }
+svg.chart text { font-size: 11px; fill: #222; }
+svg.chart .ours { fill: #3b6ea8; }
+svg.chart .published { fill: #d9a441; }
+svg.chart .interval { stroke: #111; stroke-width: 1.5; }
+svg.chart .axis { stroke: #999; stroke-width: 1; }
 """
 
 

@@ -58,6 +58,52 @@ def _published(reference: list[dict[str, str]], fam: str, types: list[str]) -> t
     return headers, rows
 
 
+ROW, LABEL, PLOT = 16, 430, 360  # chart geometry: row height, label width, width of 0-100 %
+LABEL_CHARS = 70  # what fits in LABEL at the chart's font size; the full label is the bar's tooltip
+
+
+def success_chart(report: dict[str, Any], reference: list[dict[str, str]], fam: str, types: list[str]) -> str:
+    """An inline SVG of success per task type: our agents as bars with their 95% Wilson interval,
+    published methods as bars of another colour; every label names its task set, so the eye never
+    pairs numbers measured on different tasks. Nothing is fetched: the page stays offline."""
+    ours = {"all": [g for g in report["groups"] if family(g["env_id"]) == fam]}
+    for t in report["task_types"]:
+        if family(t["env_id"]) == fam:
+            ours.setdefault(t["task_type"], []).append(t)
+    rows: list[tuple[str, str, float, tuple[float, float] | None]] = []  # (kind, label, %, interval)
+    for task_type in ["all", *types]:
+        mine = [("ours", f"{g['agent']} · {g['task_set']}", 100 * g["success"],
+                 (100 * g["ci_low"], 100 * g["ci_high"])) for g in ours.get(task_type, [])]
+        theirs = [("published", f"{r['method']} ({r['model']}) · {r['task_set']}", float(r["value_pct"]), None)
+                  for r in reference if r["family"] == fam and r["task_type"] == task_type
+                  and r["metric"] == "success" and r["value_pct"]]
+        if mine or theirs:
+            rows.append(("heading", "all task types" if task_type == "all" else task_type, 0.0, None))
+            rows += mine + theirs
+    height = ROW * (len(rows) + 2)
+    parts = [f'<svg class="chart" id="chart-{html.escape(fam)}" xmlns="http://www.w3.org/2000/svg" '
+             f'width="{LABEL + PLOT + 40}" height="{height}" role="img" '
+             f'aria-label="{html.escape(fam)} success rate per task type, ours and published">']
+    for tick in range(0, 101, 25):
+        x = LABEL + PLOT * tick / 100
+        parts.append(f'<line class="axis" x1="{x}" y1="{ROW}" x2="{x}" y2="{height - ROW}"/>'
+                     f'<text x="{x}" y="{ROW - 4}" text-anchor="middle">{tick}%</text>')
+    for i, (kind, label, value, ci) in enumerate(rows, start=1):
+        y = ROW * i + 2
+        if kind == "heading":
+            parts.append(f'<text x="0" y="{y + ROW - 4}" font-weight="bold">{html.escape(label)}</text>')
+            continue
+        shown = label if len(label) <= LABEL_CHARS else label[:LABEL_CHARS - 1] + "…"
+        parts.append(f'<text x="{LABEL - 6}" y="{y + ROW - 5}" text-anchor="end">{html.escape(shown)}</text>'
+                     f'<rect class="{kind}" x="{LABEL}" y="{y + 2}" width="{PLOT * value / 100:.1f}" '
+                     f'height="{ROW - 5}"><title>{html.escape(label)}: {value:.1f}%</title></rect>')
+        if ci is not None:
+            x0, x1 = (LABEL + PLOT * c / 100 for c in ci)
+            parts.append(f'<line class="interval" x1="{x0:.1f}" y1="{y + ROW / 2}" x2="{x1:.1f}" y2="{y + ROW / 2}"/>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
 def build_leaderboard(report: dict[str, Any], reference: list[dict[str, str]]) -> tuple[str, str]:
     """(Markdown, HTML) of the leaderboard. A report lacking a metric is an error, never a zero."""
     if report.get("report_schema") != REPORT_SCHEMA:
@@ -76,7 +122,10 @@ def build_leaderboard(report: dict[str, Any], reference: list[dict[str, str]]) -
             ours, published = _ours(report, fam, types), _published(reference, fam, types)
             md.append(f"## {fam}\n\n### Ours (measured)\n\n" + (markdown_table(*ours) if ours[1] else "No runs yet.\n"))
             md.append("### Published (copied from the sources, other task sets)\n\n" + markdown_table(*published))
-            sections.append(f"<h2>{html.escape(fam)}</h2><h3>Ours (measured)</h3>"
+            sections.append(f"<h2>{html.escape(fam)}</h2>"
+                            '<p class="note">Success % per task type: ours in blue with the 95% Wilson '
+                            "interval, published in amber; each label names the tasks it was measured on.</p>"
+                            + success_chart(report, reference, fam, types) + "<h3>Ours (measured)</h3>"
                             + (html_table(*ours, table_id=f"ours-{fam}") if ours[1] else "<p>No runs yet.</p>")
                             + "<h3>Published (copied from the sources, other task sets)</h3>"
                             + html_table(*published, table_id=f"published-{fam}",

@@ -3,6 +3,7 @@
 import json
 import shutil
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 from conftest import fake_run
@@ -83,21 +84,27 @@ def test_reference_numbers_are_the_published_ones():
     assert ("ALFWorld", "Qwen2.5-7B", "HiPER", "pick_and_place_simple", "success") not in ref  # not guessed
 
 
+SCREENSHOT = Path(__file__).parents[2] / "runs" / "screenshots" / "leaderboard.png"
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("chromedriver") is None, reason="needs Debian's chromium-driver (CI installs it)")
-def test_leaderboard_page_renders_and_sorts_in_headless_chromium(report, tmp_path):
+def test_leaderboard_page_renders_sorts_and_filters_offline_in_headless_chromium(report, tmp_path):
     from selenium import webdriver
     from selenium.webdriver.common.by import By
 
     (page,) = [p for p in write_leaderboard(report, tmp_path) if p.suffix == ".html"]
     options = webdriver.ChromeOptions()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-first-run", "--window-size=1400,2400"):
         options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(shutil.which("chromedriver")))
     try:
         driver.get(page.as_uri())
         table = driver.find_element(By.ID, "published-ALFWorld")
-        assert "ready" in table.get_attribute("class")  # the inline script ran with no network
+        assert "ready" in table.get_attribute("class")  # the inline script ran
         rows = table.find_elements(By.CSS_SELECTOR, "tbody tr")
         assert len(rows) == 18
         header = table.find_elements(By.TAG_NAME, "th")[3]  # success %
@@ -105,8 +112,30 @@ def test_leaderboard_page_renders_and_sorts_in_headless_chromium(report, tmp_pat
         header.click()  # descending
         values = [r.find_elements(By.TAG_NAME, "td")[3].text for r in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
         assert values[0] == "97.4" and values == sorted(values, key=float, reverse=True)
+        # the filter box above a table keeps the rows holding every typed word
         ours = driver.find_element(By.ID, "ours-fakeenv:Fake/Corridor-v0")
-        assert "expert" in ours.text
+        box = ours.find_element(By.XPATH, "preceding-sibling::input[1]")
+        box.send_keys("random")
+        shown = [r.text for r in ours.find_elements(By.CSS_SELECTOR, "tbody tr") if r.is_displayed()]
+        assert len(shown) == 1 and "random" in shown[0]
+        box.clear()
+        box.send_keys("no such agent")
+        assert not [r for r in ours.find_elements(By.CSS_SELECTOR, "tbody tr") if r.is_displayed()]
+        # the chart: our bars with intervals and the published bars, every label naming its tasks
+        chart = driver.find_element(By.ID, "chart-ALFWorld")
+        assert len(chart.find_elements(By.CSS_SELECTOR, "rect.published")) >= 18
+        ours_chart = driver.find_element(By.ID, "chart-fakeenv:Fake/Corridor-v0")
+        assert len(ours_chart.find_elements(By.CSS_SELECTOR, "rect.ours")) >= 2
+        assert len(ours_chart.find_elements(By.CSS_SELECTOR, "line.interval")) >= 2
+        # offline: nothing but the page itself was loaded, and nothing complained
+        resources = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+        assert resources == []
+        problems = [entry for entry in driver.get_log("browser") if entry["level"] in ("SEVERE", "WARNING")]
+        assert problems == []
+        box.clear()
+        driver.execute_script("window.scrollTo(0, 0)")
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        assert driver.save_screenshot(str(SCREENSHOT))
     finally:
         driver.quit()
 
