@@ -197,16 +197,20 @@ def leaderboard(
 @app.command()
 @one_line_errors
 def verify(db: Db = DEFAULT_DB, workers: Workers = 1, step_timeout: StepTimeout = 60.0,
-           no_progress: NoProgress = False) -> None:
-    """Replay every stored transcript in a fresh env; exit 1 listing the rows whose outcome differs."""
+           no_progress: NoProgress = False,
+           allow_module: Annotated[list[str] | None, typer.Option(
+               help="Replay rows whose env id imports this module (`module:Id`); repeatable. Without it "
+                    "such rows are mismatches: verify never imports code a row names.")] = None) -> None:
+    """Check every stored row and replay its transcript in a fresh env; exit 1 listing what differs."""
     from harness.verify import verify as replay
 
-    checked, mismatches = replay(db, workers, step_timeout, progress=not no_progress)
+    checked, mismatches = replay(db, workers, step_timeout, progress=not no_progress,
+                                 allowed_modules=set(allow_module or ()))
     for m in mismatches:
-        out.print(f"MISMATCH run {m.run_id} episode {m.episode} ({m.agent}, task {m.task_id}): {m.problem}",
-                  highlight=False, markup=False)
+        where = f"run {m.run_id}" + (f" episode {m.episode} ({m.agent}, task {m.task_id})" if m.episode >= 0 else "")
+        out.print(f"MISMATCH {where}: {m.problem}", highlight=False, markup=False)
     bad = len({(m.run_id, m.episode) for m in mismatches})
-    out.print(f"{checked} episodes replayed, {bad} mismatched", highlight=False)
+    out.print(f"{checked} episodes checked, {bad} mismatched", highlight=False)
     if mismatches:
         raise typer.Exit(1)
 

@@ -54,6 +54,9 @@ COLUMNS: dict[str, str] = {
 }
 
 
+RUNS_TABLE = "CREATE TABLE runs (run_id TEXT PRIMARY KEY, planned INTEGER NOT NULL)"
+
+
 class Store:
     """An open results database. `create=False` refuses to make a new file (read-only commands)."""
 
@@ -106,13 +109,28 @@ class Store:
                 self.conn.executemany("INSERT INTO meta VALUES (?, ?)",
                                       [("app", APP), ("schema", str(SCHEMA_VERSION))])
                 self.conn.execute(f"CREATE TABLE episodes ({cols}, PRIMARY KEY (run_id, episode))")
+                self.conn.execute(RUNS_TABLE)
 
     def _migrate_from_1(self) -> None:
-        """Schema 1 had no terminated/truncated columns: add them, empty (NULL) for the old rows."""
+        """Schema 1 had no terminated/truncated columns and no plans: add them, empty for old rows."""
         with self._transaction():
             for name in ("terminated", "truncated"):
                 self.conn.execute(f'ALTER TABLE episodes ADD COLUMN "{name}" {COLUMNS[name]}')
+            self.conn.execute(RUNS_TABLE)
             self.conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
+
+    def plan(self, run_id: str, episodes: int) -> None:
+        """Record that run `run_id` plays `episodes` episodes (a longer rerun raises it): `verify`
+        counts its rows against this, so a deleted row shows."""
+        with self._transaction():
+            self.conn.execute("INSERT INTO runs VALUES (?, ?) ON CONFLICT (run_id) "
+                              "DO UPDATE SET planned = MAX(planned, excluded.planned)", (run_id, int(episodes)))
+
+    def plans(self) -> dict[str, int]:
+        """Planned episodes per run (runs of a schema 1 store have none)."""
+        if self.legacy:
+            return {}
+        return dict(self.conn.execute("SELECT run_id, planned FROM runs"))
 
     def _transaction(self) -> _Commit:
         self.conn.execute("BEGIN IMMEDIATE")

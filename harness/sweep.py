@@ -93,9 +93,14 @@ class Run:
 
     @property
     def run_id(self) -> str:
-        identity = {"env": self.spec().to_json(), "agent": self.agent_config, "label": self.agent.shown,
-                    "seed": self.seed}
-        return hashlib.sha256(dumps(identity).encode()).hexdigest()[:16]
+        return run_id_of(self.spec().to_json(), self.agent_config, self.agent.shown, self.seed)
+
+
+def run_id_of(env: dict[str, Any], agent_config: dict[str, Any], label: str, seed: int) -> str:
+    """A run's id: the hash of everything that decides its episodes, so `verify` can recompute it
+    from a stored row and see any of them changed."""
+    identity = {"env": env, "agent": agent_config, "label": label, "seed": seed}
+    return hashlib.sha256(dumps(identity).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -277,7 +282,9 @@ def execute(runs: list[Run], db: str | Path, workers: int = 1, step_timeout: flo
             for run in todo:
                 done = store.done(run.run_id)
                 summary.skipped += len(done)
-                for index, task_id in enumerate(task_order(task_ids[specs[run].key], run.seed, run.episodes)):
+                order = task_order(task_ids[specs[run].key], run.seed, run.episodes)
+                store.plan(run.run_id, len(order))
+                for index, task_id in enumerate(order):
                     if index not in done:
                         env_seed = episode_seed(run.seed, index)
                         jobs.append(Job(specs[run], task_id, env_seed, agents[run], env_seed, tag=(run, index)))

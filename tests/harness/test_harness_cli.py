@@ -77,17 +77,56 @@ def test_run_resumes_verify_passes_then_catches_tampering(tmp_path):
     again = invoke(*args)
     assert again.exit_code == 0 and "0 episodes played" in again.output and "6 already stored" in again.output
 
-    honest = invoke("verify", "--db", str(db), "--no-progress")
-    assert honest.exit_code == 0 and "6 episodes replayed, 0 mismatched" in honest.output
+    honest = invoke("verify", "--db", str(db), "--no-progress", "--allow-module", "fakeenv")
+    assert honest.exit_code == 0 and "6 episodes checked, 0 mismatched" in honest.output
+    # verify never imports a module a row names unless told to
+    refused = invoke("verify", "--db", str(db), "--no-progress")
+    assert refused.exit_code == 1 and "allow it to replay" in refused.output
 
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE episodes SET success = 1, score = 1.0 WHERE episode = 2")
         conn.execute("UPDATE episodes SET task_hash = 'forged' WHERE episode = 4")
-    tampered = invoke("verify", "--db", str(db), "--no-progress")
+    tampered = invoke("verify", "--db", str(db), "--no-progress", "--allow-module", "fakeenv")
     assert tampered.exit_code == 1
     assert "episode 2" in tampered.output and "success stored 1, replayed False" in tampered.output
     assert "episode 4" in tampered.output and "task_hash stored 'forged'" in tampered.output
     assert "2 mismatched" in tampered.output
+
+
+TAMPERING = [
+    ("UPDATE episodes SET progress = 0.75 WHERE episode = 1", "progress stored 0.75"),
+    ('UPDATE episodes SET "return" = 9.0 WHERE episode = 1', "return stored 9.0"),
+    ("UPDATE episodes SET invalid_actions = invalid_actions + 1 WHERE episode = 1", "invalid_actions stored"),
+    ("UPDATE episodes SET switches = 3 WHERE episode = 1", "switches stored 3"),
+    ("UPDATE episodes SET agent = 'a better agent' WHERE episode = 1", "run_id is not the hash"),
+    ("UPDATE episodes SET agent_config = '{\"name\": \"expert\", \"kwargs\": {}}' WHERE episode = 1",
+     "run_id is not the hash"),
+    ("UPDATE episodes SET env_seed = env_seed + 1 WHERE episode = 1", "env_seed"),
+    ("UPDATE episodes SET success = 2 WHERE episode = 1", "success 2 is neither 0 nor 1"),
+    ("UPDATE episodes SET score = 'lots' WHERE episode = 1", "score 'lots' is not a finite number"),
+    ("UPDATE episodes SET transcript = '[{' WHERE episode = 1", "transcript is not JSON"),
+    ("UPDATE episodes SET transcript = '[{\"obs\": \"x\"}]' WHERE episode = 1", "no text action"),
+    ("UPDATE episodes SET transcript = replace(transcript, 'You are at', 'You were at') WHERE episode = 1",
+     "transcript step 1 differs in obs"),
+    ("UPDATE episodes SET transcript = replace(transcript, '\"reward\": 0.0', '\"reward\": 0.5') WHERE episode = 1",
+     "differs in reward"),
+    ("UPDATE episodes SET env_config = replace(env_config, 'fakeenv:', 'os:') WHERE episode = 1",
+     "imports module 'os'"),
+    ("DELETE FROM episodes WHERE episode = 1", "5 rows stored of 6 planned"),
+]
+
+
+@pytest.mark.parametrize(("sql", "message"), TAMPERING, ids=[m for _, m in TAMPERING])
+def test_verify_catches_every_kind_of_tampering_without_a_traceback(tmp_path, sql, message):
+    db = tmp_path / "r.sqlite"
+    assert invoke("run", "--env", FAKE, "--split", "test", "--agent", "random", "--episodes", "6", "--db", str(db),
+                  "--no-progress").exit_code == 0
+    with sqlite3.connect(db) as conn:
+        conn.execute(sql)
+    result = invoke("verify", "--db", str(db), "--no-progress", "--allow-module", "fakeenv")
+    assert result.exit_code == 1  # `invoke` lets any exception through: a traceback fails here
+    mismatches = [line for line in result.output.splitlines() if line.startswith("MISMATCH")]
+    assert mismatches and all(message in line for line in mismatches[:1]), result.output
 
 
 def test_sweep_report_leaderboard_export(tmp_path):
