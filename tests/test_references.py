@@ -44,7 +44,8 @@ def dangling(path: Path) -> list[str]:
 
 
 def test_no_reference_points_to_a_missing_file() -> None:
-    missing = {str(p.relative_to(ROOT)): refs for p in tracked() if (refs := dangling(p))}
+    missing = {str(p.relative_to(ROOT)): refs for p in tracked()
+               if p.name != "test_references.py" and (refs := dangling(p))}
     assert missing == {}
 
 
