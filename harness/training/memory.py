@@ -78,6 +78,8 @@ def _model_config(cfg: TrainConfig, vocab_size: int) -> object:
 
     if cfg.tiny_model is not None:
         kwargs = dict(cfg.tiny_model)
+        kwargs.setdefault("bos_token_id", 0)  # shapes only: any id inside the vocabulary
+        kwargs.setdefault("eos_token_id", 0)
         return AutoConfig.for_model(kwargs.pop("model_type", "gpt2"), vocab_size=vocab_size, **kwargs)
     try:
         return AutoConfig.from_pretrained(cfg.model)
