@@ -54,7 +54,7 @@ COLUMNS: dict[str, str] = {
 }
 
 
-RUNS_TABLE = "CREATE TABLE runs (run_id TEXT PRIMARY KEY, planned INTEGER NOT NULL)"
+RUNS_TABLE = "CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, planned INTEGER NOT NULL)"
 
 
 class Store:

@@ -131,7 +131,7 @@ def _differences(stored: dict[str, Any], transcript: list[dict[str, Any]], repla
         return [f"replay failed: {replayed.error}"]
     metrics = replayed.metrics()
     out = [f"{name} stored {stored[name]!r}, replayed {metrics[name]!r}" for name in REPLAYED
-           if stored[name] is not None and not _same(stored[name], metrics[name])]
+           if stored.get(name) is not None and not _same(stored[name], metrics[name])]  # None: an older store
     for i, (kept, again) in enumerate(zip(transcript, replayed.transcript, strict=False)):
         changed = sorted(key for key in kept.keys() | STEP_KEYS if not _same(kept.get(key), again.get(key)))
         if changed:

@@ -111,6 +111,7 @@ def test_a_schema_1_store_is_read_as_is_and_migrated_when_written(tmp_path):
     conn = sqlite3.connect(db)  # make it what an earlier version wrote
     for name in ("terminated", "truncated"):
         conn.execute(f'ALTER TABLE episodes DROP COLUMN "{name}"')
+    conn.execute("DROP TABLE runs")
     conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
     conn.commit()
     conn.close()
