@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterable, Sequence
 from typing import TypeVar
 
@@ -19,11 +20,26 @@ REWARD_MODES = ("sparse", "progress")
 TEXT_CHARSET = "\t\n\r" + "".join(chr(i) for i in range(0x20, 0xD800) if chr(i).isprintable())
 
 
+@functools.cache
+def _charset_tables() -> spaces.Text:
+    """One Text over TEXT_CHARSET whose character tables every UnicodeText shares."""
+    return spaces.Text(max_length=1, charset=TEXT_CHARSET)
+
+
 class UnicodeText(spaces.Text):
-    """Gymnasium's Text over TEXT_CHARSET, with a repr that does not print 50k characters."""
+    """Gymnasium's Text over TEXT_CHARSET, with a repr that does not print 50k characters.
+
+    Text builds four tables over its charset, about 6 MB for these 55k characters; an env has two
+    spaces and an env host keeps hundreds of envs, so every instance shares one set of the tables
+    (Text never changes them). Only the sampling RNG is each space's own.
+    """
 
     def __init__(self, max_length: int = 100_000, seed: int | None = None) -> None:
-        super().__init__(max_length=max_length, min_length=0, charset=TEXT_CHARSET, seed=seed)
+        tables = _charset_tables()
+        self._char_set, self._char_list = tables._char_set, tables._char_list
+        self._char_index, self._char_str = tables._char_index, tables._char_str
+        self.min_length, self.max_length = 0, int(max_length)
+        spaces.Space.__init__(self, dtype=str, seed=seed)
 
     def __repr__(self) -> str:
         return f"UnicodeText(max_length={self.max_length})"

@@ -83,3 +83,24 @@ def test_every_env_refuses_an_unknown_task_id_alike(env_id, task_id):
         assert env.reset(options={"task_id": first})[1]["task_id"] == first
     finally:
         env.close()
+
+
+@pytest.mark.parametrize("env_id", TEXT_IDS)
+def test_hundreds_of_envs_fit_in_one_host(env_id):
+    """An env host keeps hundreds of envs: what is the same for all of them (the text spaces'
+    55k-character tables, a split's games) is held once, while each env's spaces sample on their own."""
+    import psutil
+
+    first, second = make(env_id, False), make(env_id, False)
+    assert first.observation_space.character_list is second.action_space.character_list
+    first.observation_space.seed(1)
+    second.observation_space.seed(1)
+    first.observation_space.sample()
+    assert first.observation_space.sample() != second.observation_space.sample()  # own RNG, not one shared
+    ids = first.unwrapped.task_ids
+    first.reset(options={"task_id": ids[0]})
+    before = psutil.Process().memory_info().rss
+    envs = [make(env_id, False) for _ in range(32)]
+    for i, env in enumerate(envs):
+        env.reset(seed=i, options={"task_id": ids[i % len(ids)]})
+    assert (psutil.Process().memory_info().rss - before) / len(envs) < 2e6  # bytes per env

@@ -84,7 +84,6 @@ def bundled_path(split: str) -> Path:
     return Path(str(resources.files("hiper_envs.alfworld") / "data" / f"{split}.jsonl.xz"))
 
 
-@cache
 def _bundled_records(split: str) -> tuple[dict, ...]:
     path = bundled_path(split)
     try:
@@ -110,11 +109,18 @@ def record_to_task(record: dict) -> AlfworldTask:
 def load_tasks(split: str, task_types: tuple[str, ...] = TASK_TYPES, data_dir: str | None = None) -> list[AlfworldTask]:
     """Every task of a split, in a fixed order (sorted ids), filtered to `task_types`."""
     data_dir = data_dir if data_dir is not None else _data_dir_from_env()
+    return [t for t in _split_tasks(split, data_dir) if t.spec.task_type in task_types]
+
+
+@cache
+def _split_tasks(split: str, data_dir: str | None) -> tuple[AlfworldTask, ...]:
+    """A split's tasks, read once per process: the games are large (about 0.7 MB each with the
+    grammar) and never changed, and an env host keeps hundreds of envs of one split."""
     if data_dir is None:
         tasks = [record_to_task(rec) for rec in _bundled_records(split)]
     else:
         tasks = _load_tree(Path(data_dir), split)
-    return sorted((t for t in tasks if t.spec.task_type in task_types), key=lambda t: t.task_id)
+    return tuple(sorted(tasks, key=lambda t: t.task_id))
 
 
 def _data_dir_from_env() -> str | None:

@@ -74,14 +74,14 @@ def test_corrupt_or_missing_bundled_file_is_named(tmp_path, monkeypatch):
     broken = tmp_path / "valid_seen.jsonl.xz"
     broken.write_bytes(lzma.compress(b'{"task_id": '))
     monkeypatch.setattr(dataset, "bundled_path", lambda split: tmp_path / f"{split}.jsonl.xz")
-    dataset._bundled_records.cache_clear()
+    dataset._split_tasks.cache_clear()
     try:
         with pytest.raises(ValueError, match="valid_seen.jsonl.xz"):
             load_tasks("valid_seen")
         with pytest.raises(FileNotFoundError, match="train.jsonl.xz"):
             load_tasks("train")
     finally:
-        dataset._bundled_records.cache_clear()
+        dataset._split_tasks.cache_clear()
 
 
 def test_bundled_splits_have_the_real_proportions():
