@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
 from typing import Any, ClassVar
 
 
 class Agent:
     """A policy over text envs. The runner calls `reset` once per episode, then `act` every step.
 
-    Per-episode state lives on the instance and is rebuilt in `reset`, so the runner can give each
-    env worker a shallow copy of one configured agent (sharing, e.g., a loaded model).
+    Per-episode state lives on the instance and is rebuilt in `reset`, so the runner gives each
+    episode a shallow copy of one configured agent (sharing, e.g., a loaded model).
     An agent states what it needs from the env: `env_kwargs` are merged into the env's constructor
     keywords, `wrappers` name presets of `hiper_envs.wrappers.WRAPPERS` applied around it.
     """
@@ -36,12 +35,7 @@ class Agent:
         """The next action (or raw model output, for wrapped envs) for this observation."""
         raise NotImplementedError
 
-    def batch_key(self) -> Hashable:
-        """Agents with equal keys can be stepped together by one `act_batch` call."""
-        return type(self)
-
-    @classmethod
-    def act_batch(cls, agents: Sequence[Agent], observations: Sequence[str],
-                  infos: Sequence[dict[str, Any]]) -> list[str]:
-        """Act for several episodes at once; LLM agents override this to batch generation."""
-        return [agent.act(obs, info) for agent, obs, info in zip(agents, observations, infos, strict=True)]
+    async def act_async(self, obs: str, info: dict[str, Any]) -> str:
+        """`act`, awaited by the harness: each episode is a coroutine, so an agent that waits on a
+        model (LLM agents) lets the other episodes move meanwhile. Others just act."""
+        return self.act(obs, info)

@@ -1,11 +1,11 @@
-"""What the flat and the hierarchical LLM agents share: a backend, a history window, batched acting."""
+"""What the flat and the hierarchical LLM agents share: a backend, a history window, one reply per step."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable
 from typing import Any
 
-from agents.backends import Backend, Message, make_backend
+from agents.backends import Backend, Message, awaitable, make_backend
 from agents.base import Agent
 from agents.prompts import History, PromptTemplate, guide_for
 from hiper_envs.wrappers.protocol import DEFAULT_PROTOCOL, check_protocol, tail_chars
@@ -14,9 +14,13 @@ from hiper_envs.wrappers.protocol import DEFAULT_PROTOCOL, check_protocol, tail_
 class LLMAgent(Agent):
     """Builds a prompt per step, asks the backend for a reply, turns the reply into what `step` takes.
 
-    Subclasses define `prompt` and `consume`. Copies of one agent share its backend, and
-    `act_batch` sends the prompts of all episodes that wait for an action in one `generate` call.
+    Subclasses define `prompt` and `consume`. Copies of one agent share its backend, which serves
+    the episodes that wait on it together (concurrent requests, or one batched `generate`).
+    `on_reply`, when set, sees every reply before the agent consumes it: training records its
+    turns through it.
     """
+
+    on_reply: Callable[[LLMAgent, str, list[Message], str], None] | None = None
 
     def __init__(self, backend: str | Backend = "hf", backend_kwargs: dict[str, Any] | None = None,
                  history: int = 2, guide: str | None = None, protocol: str = DEFAULT_PROTOCOL, tail: int = 30,
@@ -27,7 +31,7 @@ class LLMAgent(Agent):
         self.protocol = check_protocol(protocol)
         self.tail = int(tail)
         self.template = PromptTemplate.read(prompt_template) if prompt_template else None
-        self.backend = make_backend(backend, **(backend_kwargs or {})) if isinstance(backend, str) else backend
+        self.backend = make_backend(backend, **(backend_kwargs or {})) if isinstance(backend, str) else awaitable(backend)
         self.history_k = int(history)
         self.guide = guide or guide_for("")
         self.reset("", {})
@@ -50,22 +54,17 @@ class LLMAgent(Agent):
         """Update the episode state with the model's `reply`; return what to send to the env."""
         raise NotImplementedError
 
-    def batch_key(self) -> Hashable:
-        return (type(self), id(self.backend))
-
     def act(self, obs: str, info: dict[str, Any]) -> str:
-        return self.act_batch([self], [obs], [info])[0]
+        messages = self.prompt(obs, info)
+        return self._take(obs, messages, self.backend.generate([messages])[0])
 
-    @classmethod
-    def act_batch(cls, agents: Sequence[Agent], observations: Sequence[str],
-                  infos: Sequence[dict[str, Any]]) -> list[str]:
-        llm_agents = [a for a in agents if isinstance(a, LLMAgent)]
-        if len(llm_agents) != len(agents) or len({id(a.backend) for a in llm_agents}) > 1:
-            raise ValueError("act_batch needs LLM agents that share one backend")
-        prompts = [a.prompt(o, i) for a, o, i in zip(llm_agents, observations, infos, strict=True)]
-        replies = llm_agents[0].backend.generate(prompts)
-        actions = []
-        for agent, obs, reply in zip(llm_agents, observations, replies, strict=True):
-            actions.append(agent.consume(obs, reply))
-            agent.step += 1
-        return actions
+    async def act_async(self, obs: str, info: dict[str, Any]) -> str:
+        messages = self.prompt(obs, info)
+        return self._take(obs, messages, await self.backend.complete(messages))
+
+    def _take(self, obs: str, messages: list[Message], reply: str) -> str:
+        if self.on_reply is not None:
+            self.on_reply(self, obs, messages, reply)
+        action = self.consume(obs, reply)
+        self.step += 1
+        return action

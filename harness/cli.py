@@ -27,11 +27,14 @@ err = Console(stderr=True, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 Db = Annotated[Path, typer.Option("--db", help="Results database (SQLite).", envvar="HIPER_BENCH_DB")]
-Workers = Annotated[int, typer.Option(min=1, help="Env worker processes (one env each).")]
-StepTimeout = Annotated[float, typer.Option(min=0.1, help="Seconds an env may take per step before its worker "
+Workers = Annotated[int | None, typer.Option(min=1, help="Env host processes, each keeping many envs "
+                                                          "(default: up to 4, one per CPU).")]
+Concurrency = Annotated[int | None, typer.Option(min=1, help="Episodes played at once, each moving as soon as "
+                                                              "its own action is ready (default: 16).")]
+StepTimeout = Annotated[float, typer.Option(min=0.1, help="Seconds an env may take per step before its host "
                                                           "is replaced and the episode retried.")]
 NoProgress = Annotated[bool, typer.Option("--no-progress", help="Hide the progress bar.")]
-Backend = Annotated[str, typer.Option(help="Where env workers run: local processes, or ray actors.")]
+Backend = Annotated[str, typer.Option(help="Where env hosts run: local processes, or ray actors.")]
 Address = Annotated[str | None, typer.Option(help="Ray cluster to join, e.g. 10.0.0.5:6379 or auto "
                                                   "(default: RAY_ADDRESS, else start a local Ray).")]
 DEFAULT_DB = Path("runs/results.sqlite")
@@ -94,7 +97,8 @@ def run(
     split: Annotated[str | None, typer.Option(help="Split (default: the env's evaluation split).")] = None,
     episodes: Annotated[int | None, typer.Option(help="Episodes (default: every task of the split once).")] = None,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the task order and of the episodes.")] = 0,
-    workers: Workers = 1,
+    concurrency: Concurrency = None,
+    workers: Workers = None,
     db: Db = DEFAULT_DB,
     env_kwargs: Annotated[str | None, typer.Option(help="JSON object of env constructor keywords.")] = None,
     agent_kwargs: Annotated[str | None, typer.Option(help="JSON object of agent keywords.")] = None,
@@ -107,14 +111,22 @@ def run(
 ) -> None:
     """Run one agent on one env split; rerunning the same command resumes it."""
     from harness.envspec import check_env_id, default_split
-    from harness.sweep import Run, check_episodes, execute, make_agent_entry, make_env_entry, parse_json_arg
+    from harness.sweep import (
+        DEFAULT_CONCURRENCY,
+        Run,
+        check_episodes,
+        execute,
+        make_agent_entry,
+        make_env_entry,
+        parse_json_arg,
+    )
 
     check_env_id(env)  # before anything else: a wrong id is the likeliest mistake
     entry = make_env_entry(env, split or default_split(env), parse_json_arg(env_kwargs, "--env-kwargs"), max_steps)
     the_run = Run(entry, make_agent_entry(agent, parse_json_arg(agent_kwargs, "--agent-kwargs"), label), seed,
                   check_episodes(episodes))
     _print_summary(execute([the_run], db, workers, step_timeout, progress=not no_progress, backend=backend,
-                           address=address), db)
+                           address=address, concurrency=concurrency or DEFAULT_CONCURRENCY), db)
 
 
 @app.command()
@@ -122,7 +134,10 @@ def run(
 def sweep(
     config: Annotated[Path, typer.Argument(help="Sweep YAML (see harness/configs/sweeps/).")],
     db: Db = DEFAULT_DB,
-    workers: Annotated[int | None, typer.Option(min=1, help="Env worker processes (default: the config's).")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Env host processes (default: the config's, "
+                                                            "else up to 4, one per CPU).")] = None,
+    concurrency: Annotated[int | None, typer.Option(min=1, help="Episodes played at once (default: the "
+                                                                "config's, else 16).")] = None,
     backend: Backend = "local",
     address: Address = None,
     agent: Annotated[str | None, typer.Option(help="Add this agent to the grid, e.g. react.")] = None,
@@ -145,7 +160,7 @@ def sweep(
     out.print(f"sweep {config}: {len(grid.envs)} envs x {len(grid.agents)} agents x {len(grid.seeds)} seeds = "
               f"{len(runs)} runs", highlight=False)
     summary = execute(runs, db, workers or grid.workers, grid.step_timeout, progress=not no_progress,
-                      backend=backend, address=address)
+                      backend=backend, address=address, concurrency=concurrency or grid.concurrency)
     _print_summary(summary, db)
 
 
@@ -196,16 +211,18 @@ def leaderboard(
 
 @app.command()
 @one_line_errors
-def verify(db: Db = DEFAULT_DB, workers: Workers = 1, step_timeout: StepTimeout = 60.0,
-           no_progress: NoProgress = False,
+def verify(db: Db = DEFAULT_DB, workers: Workers = None, concurrency: Concurrency = None,
+           step_timeout: StepTimeout = 60.0, no_progress: NoProgress = False,
            allow_module: Annotated[list[str] | None, typer.Option(
                help="Replay rows whose env id imports this module (`module:Id`); repeatable. Without it "
                     "such rows are mismatches: verify never imports code a row names.")] = None) -> None:
     """Check every stored row and replay its transcript in a fresh env; exit 1 listing what differs."""
+    from harness.sweep import DEFAULT_CONCURRENCY
     from harness.verify import verify as replay
 
     checked, mismatches = replay(db, workers, step_timeout, progress=not no_progress,
-                                 allowed_modules=set(allow_module or ()))
+                                 allowed_modules=set(allow_module or ()),
+                                 concurrency=concurrency or DEFAULT_CONCURRENCY)
     for m in mismatches:
         where = f"run {m.run_id}" + (f" episode {m.episode} ({m.agent}, task {m.task_id})" if m.episode >= 0 else "")
         out.print(f"MISMATCH {where}: {m.problem}", highlight=False, markup=False)
@@ -295,7 +312,7 @@ def train(
     config: Annotated[Path, typer.Argument(help="Training YAML (see harness/configs/train/).")],
     out_dir: Annotated[Path | None, typer.Option("--out", help="Output directory (default: the config's `out`); "
                                                                "a run there is resumed from its last checkpoint.")] = None,
-    backend: Annotated[str | None, typer.Option(help="Where rollout env workers run: local or ray "
+    backend: Annotated[str | None, typer.Option(help="Where rollout env hosts run: local or ray "
                                                      "(default: the config's env_backend).")] = None,
     address: Address = None,
     plan: Annotated[bool, typer.Option("--plan", help="Print the memory the config needs (parameters, gradients, "

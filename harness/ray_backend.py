@@ -10,15 +10,16 @@ node needs the package installed (the Docker images) and the env data it plays.
 
 from __future__ import annotations
 
+import asyncio
 import socket
-import time
-from typing import Any
+from collections import deque
+from collections.abc import Callable
 
 import ray
 from ray.exceptions import RayActorError, RayError
 
 from harness.errors import HarnessError
-from harness.runner import EnvHost, Pool, Worker
+from harness.runner import EnvHost, Host, Pool
 
 
 @ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)  # the pool retries episodes, not Ray
@@ -35,36 +36,54 @@ class EnvActor:
         self.host.close()
 
 
-class _ActorWorker(Worker):
-    """An actor and the reference to the reply it owes."""
+class _ActorHost(Host):
+    """An actor, and a task that hands its replies to the pool in the order they were asked for
+    (an actor runs its calls one at a time, in order, as a host process does)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.actor = EnvActor.remote()
-        self.pending: ray.ObjectRef | None = None
+        self.refs: deque[ray.ObjectRef] = deque()
+        self.arrived = asyncio.Event()
+        self.collector: asyncio.Task | None = None
 
-    def handles(self) -> list[Any]:
-        return [] if self.pending is None else [self.pending]
+    def attach(self, loop: asyncio.AbstractEventLoop, on_death: Callable[[Host], None]) -> None:
+        super().attach(loop, on_death)
+        self.arrived = asyncio.Event()
+        self.collector = loop.create_task(self._collect())
 
-    def send(self, msg: tuple, timeout: float) -> None:
-        self.deadline = time.monotonic() + timeout
-        self.pending = self.actor.handle.remote(msg)  # never raises: a dead actor fails the reference
+    def detach(self) -> None:
+        if self.collector is not None:
+            self.collector.cancel()
+            self.collector = None
+        super().detach()
 
-    def receive(self, ready: list[Any]) -> tuple:
-        ref, self.pending = self.pending, None
-        if ref is None or (ref not in ready and not ray.wait([ref], timeout=0)[0]):
-            return ("error", "worker timed out")
-        try:
-            return ray.get(ref)
-        except RayActorError as err:
-            return ("error", f"worker died ({type(err).__name__})")
-        except RayError as err:
-            return ("error", f"worker failed ({type(err).__name__})")
+    def _send(self, msg: tuple) -> None:
+        self.refs.append(self.actor.handle.remote(msg))  # never raises: a dead actor fails the reference
+        self.arrived.set()
+
+    async def _collect(self) -> None:
+        while True:
+            while not self.refs:
+                self.arrived.clear()
+                await self.arrived.wait()
+            try:
+                reply = await self.refs[0]
+            except RayActorError as err:
+                self._die(f"worker died ({type(err).__name__})")
+                return
+            except RayError as err:
+                self._die(f"worker failed ({type(err).__name__})")
+                return
+            self.refs.popleft()
+            self._deliver(reply)
 
     def kill(self) -> None:
+        self.detach()
         ray.kill(self.actor, no_restart=True)
 
     def close(self) -> None:
+        self.detach()
         try:
             ray.get(self.actor.close.remote(), timeout=5)
         except RayError:  # dead or stuck: killing it is all that is left
@@ -89,9 +108,9 @@ class RayPool(Pool):
     A Ray already initialised in this process (a test's, or a caller's) is used as it is.
     """
 
-    def __init__(self, workers: int = 1, step_timeout: float = 60.0, setup_timeout: float = 600.0,
-                 start_method: str = "spawn", address: str | None = None):
-        super().__init__(workers, step_timeout, setup_timeout, start_method)  # start_method: unused by actors
+    def __init__(self, workers: int | None = None, step_timeout: float = 60.0, setup_timeout: float = 600.0,
+                 start_method: str = "spawn", concurrency: int = 1, address: str | None = None):
+        super().__init__(workers, step_timeout, setup_timeout, start_method, concurrency)  # start_method: unused
         self.address = address
         self.started = False
 
@@ -124,14 +143,5 @@ class RayPool(Pool):
             ray.shutdown()
             self.started = False
 
-    def _spawn(self) -> Worker:
-        return _ActorWorker()
-
-    def _wait(self, workers: list[Worker], timeout: float) -> list[Any]:
-        refs = [handle for worker in workers for handle in worker.handles()]
-        if not refs:
-            return []
-        ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
-        if ready:  # take every reply already in, so the agents batch them together
-            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
-        return ready
+    def _spawn(self) -> Host:
+        return _ActorHost()

@@ -1,18 +1,28 @@
-"""Runs episodes of agents on envs: one process per env worker, agents in the parent.
+"""Runs episodes of agents on envs: every episode its own coroutine, envs in a few host processes.
 
-Envs live in worker processes (the ALFWorld engine is not thread-safe, and a crashed or hung engine
-must not take the run down); agents live in the parent, so an LLM agent batches the generation of
-every episode waiting for an action. Each request to a worker has a deadline; a worker that dies,
-hangs or raises is replaced and its episode retried once, then reported as an error.
-A `Worker` carries env requests to an `EnvHost`: here a local process over a pipe; `harness.ray_backend`
+An episode advances as soon as its own action is ready (no wave waits for the slowest reply), so an
+LLM server sees up to `concurrency` requests in flight all the time. Envs live in `workers` host
+processes, each keeping many envs (the ALFWorld engine is not thread-safe, and a crashed or hung
+engine must not take the run down); agents live in this process, in one asyncio event loop.
+
+A host answers its requests in the order they came. Each request has a deadline counted from when
+the host starts on it; a host that dies or misses a deadline is replaced. The episode whose request
+it was working on is retried once, then reported as an error; the other episodes it held restart
+from their reset without using up their retry. An env that raises fails only its own episode.
+A `Host` carries requests to an `EnvHost`: here a local process over a pipe; `harness.ray_backend`
 subclasses `Pool` with Ray actors, and the rest of this logic is shared.
 Nothing here knows a particular env or agent: it speaks the `info` keys of docs/envs.md and the agent interface.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import itertools
 import multiprocessing as mp
+import os
+import queue
+import threading
 import time
 import traceback
 from abc import ABC, abstractmethod
@@ -21,7 +31,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import pairwise
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 from typing import Any
 
 import gymnasium as gym
@@ -30,7 +40,14 @@ from agents.base import Agent
 from harness.envspec import EnvSpec
 
 MAX_ATTEMPTS = 2  # the first try and one retry
-ENV_CACHE = 4  # envs a worker keeps built, so a sweep reuses them across runs
+ENV_CACHE = 4  # env configurations a host keeps idle envs of, so a sweep reuses them across runs
+WATCH_S = 0.05  # how often deadlines are checked
+
+
+def default_workers() -> int:
+    """Env host processes when the user names none: envs step in well under a millisecond, so a
+    few processes keep up with hundreds of episodes; more would only compete with the agents."""
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 @dataclass
@@ -48,7 +65,8 @@ class Job:
 
 @dataclass
 class Episode:
-    """A finished (or failed) episode: its transcript and the env's first and last `info`."""
+    """The record of one episode: its reset, each step (action, then the env's reply), and how it
+    ended (terminated or truncated by the env, or an error)."""
 
     job: Job
     started_at: str
@@ -58,9 +76,34 @@ class Episode:
     last_info: dict[str, Any] = field(default_factory=dict)
     transcript: list[dict[str, Any]] = field(default_factory=list)
     wall_s: float = 0.0
-    started: bool = False  # the reset reply has come
     terminated: bool = False  # the env's own flags on its last step
     truncated: bool = False
+    t0: float = field(default_factory=time.monotonic)
+
+    def begin(self, info: dict[str, Any]) -> None:
+        """The reset reply (its info may be {})."""
+        self.first_info = info
+
+    def act(self, action: str) -> None:
+        self.transcript.append({"action": action})
+
+    def observe(self, reply: tuple) -> bool:
+        """Add the env's reply to the last action; True when the episode has ended."""
+        _, obs, reward, terminated, truncated, info = reply
+        entry = self.transcript[-1]
+        entry.update(obs=obs, reward=reward, action_valid=bool(info.get("action_valid", True)),
+                     progress=float(info.get("progress", 0.0)),
+                     subgoal_completed=bool(info.get("subgoal_completed", False)))
+        for key in ("switch", "format_valid"):  # plan-execute wrappers report these
+            if key in info:
+                entry[key] = bool(info[key])
+        noun_source = (info.get("score_breakdown") or {}).get("noun_source")
+        if noun_source:  # WebShop after Buy: which noun finder scored the purchase
+            entry["noun_source"] = str(noun_source)
+        self.last_info = info
+        self.terminated, self.truncated = bool(terminated), bool(truncated)
+        self.wall_s = time.monotonic() - self.t0
+        return self.terminated or self.truncated
 
     def metrics(self) -> dict[str, Any]:
         """Outcome and behaviour counts from the `info` keys of docs/envs.md (the plan-execute ones for wrapped envs)."""
@@ -89,47 +132,61 @@ class Episode:
 
 
 class EnvHost:
-    """The envs of one worker, whatever carries its requests (a pipe, or a Ray actor call).
+    """The envs of one host process (or Ray actor): one per episode it is playing, and idle ones.
 
-    Requests: ("ids", spec) / ("reset", spec, task, seed) / ("step", action). Each gets a reply tuple;
-    an env that raises gives ("error", message, traceback).
+    Requests: ("ids", spec) / ("reset", slot, spec, task, seed) / ("step", slot, action) /
+    ("release", slot). Each gets a reply tuple; an env that raises gives ("error", message,
+    traceback) and is closed (its state is not trusted), the others go on.
     """
 
     def __init__(self) -> None:
-        self.envs: OrderedDict[str, gym.Env] = OrderedDict()
-        self.env: gym.Env | None = None
+        self.idle: OrderedDict[str, list[gym.Env]] = OrderedDict()  # by spec key, least recently used first
+        self.playing: dict[int, tuple[str, gym.Env]] = {}
 
-    def _get(self, spec: EnvSpec) -> gym.Env:
-        if spec.key not in self.envs:
-            self.envs[spec.key] = spec.make()
-            while len(self.envs) > ENV_CACHE:
-                self.envs.popitem(last=False)[1].close()
-        self.envs.move_to_end(spec.key)
-        return self.envs[spec.key]
+    def _take(self, spec: EnvSpec) -> gym.Env:
+        free = self.idle.setdefault(spec.key, [])
+        self.idle.move_to_end(spec.key)
+        while len(self.idle) > ENV_CACHE:
+            for env in self.idle.popitem(last=False)[1]:
+                env.close()
+        return free.pop() if free else spec.make()
+
+    def _release(self, slot: int) -> None:
+        if slot in self.playing:
+            key, env = self.playing.pop(slot)
+            self.idle.setdefault(key, []).append(env)
 
     def handle(self, msg: tuple) -> tuple:
+        slot = msg[1] if msg[0] in ("reset", "step", "release") else None
         try:
             if msg[0] == "ids":
-                self.env = self._get(msg[1])
-                ids = list(self.env.unwrapped.task_ids)
-                self.env.reset(options={"task_id": ids[0]})  # warm up: engines may load lazily on first reset
+                env = self._take(msg[1])
+                ids = list(env.unwrapped.task_ids)
+                env.reset(options={"task_id": ids[0]})  # warm up: engines may load lazily on first reset
+                self.idle[msg[1].key].append(env)
                 return ("ids", ids)
             if msg[0] == "reset":
-                self.env = self._get(msg[1])
-                obs, info = self.env.reset(seed=msg[3], options={"task_id": msg[2]})
+                self._release(slot)
+                self.playing[slot] = (msg[2].key, self._take(msg[2]))
+                obs, info = self.playing[slot][1].reset(seed=msg[4], options={"task_id": msg[3]})
                 return ("obs", obs, 0.0, False, False, info)
-            obs, reward, terminated, truncated, info = self.env.step(msg[1])
+            if msg[0] == "release":
+                self._release(slot)
+                return ("released",)
+            obs, reward, terminated, truncated, info = self.playing[slot][1].step(msg[2])
             return ("obs", obs, float(reward), bool(terminated), bool(truncated), info)
         except Exception as err:
+            if slot in self.playing:
+                self.playing.pop(slot)[1].close()
             return ("error", f"{type(err).__name__}: {err}", traceback.format_exc())
 
     def close(self) -> None:
-        for built in self.envs.values():
-            built.close()
+        for env in [env for envs in self.idle.values() for env in envs] + [e for _, e in self.playing.values()]:
+            env.close()
 
 
-def _worker_main(conn: Connection) -> None:
-    """Serve env requests from the pipe until told to close."""
+def _host_main(conn: Connection) -> None:
+    """Serve env requests from the pipe, in order, until told to close."""
     host = EnvHost()
     while True:
         try:
@@ -142,27 +199,109 @@ def _worker_main(conn: Connection) -> None:
     host.close()
 
 
-class Worker(ABC):
-    """One env host the pool talks to, and the episode it is running; subclasses carry the requests."""
+class WorkerFailure(Exception):
+    """A host died or hung past a deadline, or an env raised.
+
+    `charged` is False for an episode that only shared a host with the one that failed it: it is
+    played again without using up its retry."""
+
+    def __init__(self, reason: str, charged: bool = True):
+        super().__init__(reason)
+        self.charged = charged
+
+
+@dataclass
+class _Request:
+    msg: tuple
+    timeout: float
+    future: asyncio.Future
+    sent_at: float
+
+
+class Host(ABC):
+    """The pool's side of one env host: requests in flight, their deadlines, its death.
+
+    Subclasses carry the messages (`_send`) and call `_deliver` with each reply in order, or
+    `_die` when the host is gone.
+    """
 
     def __init__(self) -> None:
-        self.deadline = float("inf")
-        self.job: Job | None = None
-        self.agent: Agent | None = None
-        self.episode: Episode | None = None
-        self.t0 = 0.0
+        self.pending: deque[_Request] = deque()
+        self.last_reply_at = 0.0
+        self.slots = 0  # episodes placed on this host
+        self.failure: tuple[str, Any] | None = None  # why it died, and the slot whose request it was on
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.on_death: Callable[[Host], None] | None = None
+
+    def attach(self, loop: asyncio.AbstractEventLoop, on_death: Callable[[Host], None]) -> None:
+        """Deliver replies into `loop` from now on; `on_death` hears once that the host is gone."""
+        self.loop, self.on_death = loop, on_death
+
+    def detach(self) -> None:
+        self.loop = self.on_death = None
+
+    async def request(self, msg: tuple, timeout: float) -> tuple:
+        """The host's reply to `msg`; WorkerFailure if it dies or misses the deadline first, or the env raised."""
+        reply = await self.submit(msg, timeout)
+        if reply[0] == "error":
+            raise WorkerFailure(reply[1])
+        return reply
+
+    def submit(self, msg: tuple, timeout: float) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
+        if self.failure is not None:
+            future.set_exception(self._failure_for(msg))
+            return future
+        self.pending.append(_Request(msg, timeout, future, time.monotonic()))
+        self._send(msg)
+        return future
+
+    def release(self, slot: int) -> None:
+        """Return an episode's env to the host's idle envs, without waiting for the reply."""
+        if self.failure is None:
+            self.submit(("release", slot), 60.0).add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    def overdue(self, now: float) -> bool:
+        """The request the host is working on has passed its deadline (counted from when it began)."""
+        if not self.pending:
+            return False
+        head = self.pending[0]
+        return now > max(head.sent_at, self.last_reply_at) + head.timeout
+
+    def _deliver(self, reply: tuple) -> None:
+        if self.pending:
+            self.last_reply_at = time.monotonic()
+            request = self.pending.popleft()
+            if not request.future.done():
+                request.future.set_result(reply)
+
+    def _die(self, reason: str) -> None:
+        """The host is gone: fail everything in flight and tell the pool, once."""
+        if self.failure is not None:
+            return
+        head = self.pending[0].msg if self.pending else None
+        self.failure = (reason, head[1] if head and head[0] in ("reset", "step") else None)
+        while self.pending:
+            request = self.pending.popleft()
+            if not request.future.done():
+                request.future.set_exception(self._failure_for(request.msg))
+        on_death = self.on_death
+        self.kill()
+        if on_death is not None:
+            on_death(self)
+
+    def _failure_for(self, msg: tuple) -> WorkerFailure:
+        """The failure an episode sees: charged to the one whose request the host was on (to all
+        of them when it died between requests, its cause unknown)."""
+        reason, culprit = self.failure
+        slot = msg[1] if msg[0] in ("reset", "step", "release") else None
+        return WorkerFailure(reason, charged=culprit is None or slot == culprit)
+
+    def time_out(self) -> None:
+        self._die("worker timed out")
 
     @abstractmethod
-    def handles(self) -> list[Any]:
-        """What the pool waits on for this worker's reply or death."""
-
-    @abstractmethod
-    def send(self, msg: tuple, timeout: float) -> None:
-        """Send a request; its reply is due within `timeout` seconds."""
-
-    @abstractmethod
-    def receive(self, ready: list[Any]) -> tuple:
-        """The reply to the last request, or ("error", reason) if the worker died or missed its deadline."""
+    def _send(self, msg: tuple) -> None: ...
 
     @abstractmethod
     def kill(self) -> None: ...
@@ -171,237 +310,211 @@ class Worker(ABC):
     def close(self) -> None: ...
 
 
-class _ProcessWorker(Worker):
-    """A worker process and its pipe."""
+class _ProcessHost(Host):
+    """A host process and its pipe. Replies are read in the event loop when the pipe is readable;
+    requests are written by a thread, so a host that stops reading never blocks the loop."""
 
     def __init__(self, ctx: Any):
         super().__init__()
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_worker_main, args=(child,), daemon=True)
+        self.process = ctx.Process(target=_host_main, args=(child,), daemon=True)
         self.process.start()
         child.close()
+        self.outbox: queue.SimpleQueue[tuple | None] = queue.SimpleQueue()
+        self.writer = threading.Thread(target=self._write, daemon=True, name="host-writer")
+        self.writer.start()
 
-    def handles(self) -> list[Any]:
-        return [self.conn, self.process.sentinel]
-
-    def send(self, msg: tuple, timeout: float) -> None:
-        self.deadline = time.monotonic() + timeout
-        try:
-            self.conn.send(msg)
-        except OSError:  # it died while idle: expire now, so the next wait reports it as dead
-            self.deadline = time.monotonic()
-
-    def receive(self, ready: list[Any]) -> tuple:
-        if self.conn in ready or self.conn.poll():
+    def _write(self) -> None:
+        while (msg := self.outbox.get()) is not None:
             try:
-                return self.conn.recv()
-            except (EOFError, OSError):  # the pipe closed: the process is dying
-                ready = [*ready, self.process.sentinel]
-        if self.process.sentinel in ready or not self.process.is_alive():
-            self.process.join(5)  # the sentinel fires as the process exits, a moment before it is reaped
-            return ("error", f"worker died (exit code {self.process.exitcode})")
-        return ("error", "worker timed out")
+                self.conn.send(msg)
+            except (OSError, ValueError):  # the host died: the reader reports it
+                return
+
+    def attach(self, loop: asyncio.AbstractEventLoop, on_death: Callable[[Host], None]) -> None:
+        super().attach(loop, on_death)
+        loop.add_reader(self.conn.fileno(), self._readable)
+
+    def detach(self) -> None:
+        if self.loop is not None and not self.conn.closed:
+            self.loop.remove_reader(self.conn.fileno())
+        super().detach()
+
+    def _readable(self) -> None:
+        try:
+            while self.conn.poll():
+                self._deliver(self.conn.recv())
+        except (EOFError, OSError):  # the pipe closed: the process is dying
+            self.process.join(5)  # the pipe closes as the process exits, a moment before it is reaped
+            self._die(f"worker died (exit code {self.process.exitcode})")
+
+    def _send(self, msg: tuple) -> None:
+        self.outbox.put(msg)
 
     def kill(self) -> None:
+        self.detach()
         if self.process.is_alive():
             self.process.kill()
         self.process.join(5)
+        self.outbox.put(None)
         self.conn.close()
 
     def close(self) -> None:
-        try:
-            self.conn.send(("close",))
-        except OSError:
-            pass
+        self.detach()
+        self.outbox.put(("close",))
+        self.outbox.put(None)
+        self.writer.join(5)
         self.process.join(5)
         self.kill()
 
 
-class WorkerFailure(Exception):
-    """A worker died, hung past its deadline, or its env raised."""
-
-
 class Pool:
-    """`workers` env processes. Use as a context manager; `task_ids` then `run` as often as needed."""
+    """`workers` env hosts playing up to `concurrency` episodes at once. Use as a context manager;
+    `task_ids` then `run` as often as needed (one event loop serves every call)."""
 
-    def __init__(self, workers: int = 1, step_timeout: float = 60.0, setup_timeout: float = 600.0,
-                 start_method: str = "spawn", gather_s: float = 0.02):
-        self.size = max(1, int(workers))
-        self.gather_s = float(gather_s)
+    def __init__(self, workers: int | None = None, step_timeout: float = 60.0, setup_timeout: float = 600.0,
+                 start_method: str = "spawn", concurrency: int = 1):
+        self.size = max(1, int(workers or default_workers()))
+        self.concurrency = max(1, int(concurrency))
         self.step_timeout = float(step_timeout)
         self.setup_timeout = float(setup_timeout)
         self.ctx = mp.get_context(start_method)
-        self.workers: list[Worker] = []
+        self.hosts: list[Host] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._slot_ids = itertools.count()
 
     def __enter__(self) -> Pool:
-        self.workers = [self._spawn() for _ in range(self.size)]
+        self.loop = asyncio.new_event_loop()
+        self.hosts = [self._attached(self._spawn()) for _ in range(self.size)]
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for worker in self.workers:
-            worker.close() if exc[0] is None else worker.kill()
-        self.workers = []
+        for host in self.hosts:
+            host.close() if exc[0] is None else host.kill()
+        self.hosts = []
+        if self.loop is not None:
+            tasks = asyncio.all_tasks(self.loop)  # e.g. a backend's batching loop
+            for task in tasks:
+                task.cancel()
 
-    def _spawn(self) -> Worker:
-        return _ProcessWorker(self.ctx)
+            async def settle() -> None:
+                await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _wait(self, workers: list[Worker], timeout: float) -> list[Any]:
-        """The handles of `workers` that are ready (a reply or a death), waiting at most `timeout` s."""
-        return wait([handle for worker in workers for handle in worker.handles()], timeout=timeout)
+            self.loop.run_until_complete(settle())
+            self.loop.close()
+            self.loop = None
 
-    def _replace(self, worker: Worker) -> Worker:
-        worker.kill()
-        fresh = self._spawn()
-        self.workers[self.workers.index(worker)] = fresh
-        return fresh
+    def _spawn(self) -> Host:
+        return _ProcessHost(self.ctx)
 
-    def _receive(self, worker: Worker) -> tuple:
-        """The worker's reply; WorkerFailure (and a replaced worker) if it died, hung or raised."""
-        return self._read(worker, self._wait([worker], max(0.0, worker.deadline - time.monotonic())))
+    def _attached(self, host: Host) -> Host:
+        host.attach(self.loop, self._replace)
+        return host
 
-    def _read(self, worker: Worker, ready: list[Any]) -> tuple:
-        msg = worker.receive(ready)
-        if msg[0] != "error":
-            return msg
-        self._replace(worker)  # it died or hung, or its env raised and its state is not trusted
-        raise WorkerFailure(msg[1])
+    def _replace(self, dead: Host) -> None:
+        """A host died or was killed: a fresh one takes its place for the episodes to come."""
+        if dead in self.hosts:
+            self.hosts[self.hosts.index(dead)] = self._attached(self._spawn())
+
+    def _host(self) -> Host:
+        """The host with the fewest episodes, where the next one is placed."""
+        return min(self.hosts, key=lambda host: host.slots)
+
+    async def _watch(self) -> None:
+        """Kill hosts that are past a deadline (their episodes then fail and are retried)."""
+        while True:
+            await asyncio.sleep(WATCH_S)
+            now = time.monotonic()
+            for host in list(self.hosts):
+                if host.overdue(now):
+                    host.time_out()
+
+    def _session(self, work: Any) -> Any:
+        """Run the coroutine `work` in the pool's loop, with deadlines watched meanwhile."""
+        async def watched() -> Any:
+            watch = asyncio.ensure_future(self._watch())
+            try:
+                return await work
+            finally:
+                watch.cancel()
+        return self.loop.run_until_complete(watched())
 
     def task_ids(self, specs: Iterable[EnvSpec]) -> dict[str, list[str]]:
-        """The split's task ids of each spec, asked of the workers in parallel.
+        """The split's task ids of each spec, asked of the hosts in parallel.
 
-        This builds the envs before any episode starts. When they fit in a worker's cache every
-        worker builds every env, so no episode later waits for a (possibly slow) build.
+        This builds the envs before any episode starts. When they fit in a host's cache every
+        host builds every env, so no episode later waits for a (possibly slow) first build.
         """
         unique = list({spec.key: spec for spec in specs}.values())
         if len(unique) <= ENV_CACHE:
-            shares = [unique for _ in self.workers]
+            shares = [unique for _ in self.hosts]
         else:
             shares = [unique[i::self.size] for i in range(self.size)]
-        result: dict[str, list[str]] = {}
-        for turn in range(max(len(share) for share in shares)):
-            asked = [(worker, share[turn]) for worker, share in zip(self.workers, shares, strict=True)
-                     if turn < len(share)]
-            for worker, spec in asked:
-                worker.send(("ids", spec), self.setup_timeout)
-            for worker, spec in asked:
+
+        async def ask() -> dict[str, list[str]]:
+            asked = [(spec, host.submit(("ids", spec), self.setup_timeout))
+                     for host, share in zip(list(self.hosts), shares, strict=True) for spec in share]
+            result = {}
+            for spec, future in asked:
                 try:
-                    result[spec.key] = self._receive(worker)[1]
+                    reply = await future
                 except WorkerFailure as err:
                     raise WorkerFailure(f"building {spec.env_id} failed: {err}") from err
-        return result
+                if reply[0] == "error":
+                    raise WorkerFailure(f"building {spec.env_id} failed: {reply[1]}")
+                result[spec.key] = reply[1]
+            return result
+
+        return self._session(ask())
 
     def run(self, jobs: Iterable[Job], on_done: Callable[[Episode], None]) -> None:
-        """Run every job; `on_done` gets each episode (status "ok" or "error") as it ends."""
-        queue = deque(jobs)
-        while queue or any(w.job is not None for w in self.workers):
-            for worker in self.workers:
-                if worker.job is None and queue:
-                    self._start(worker, queue.popleft())
-            busy = [w for w in self.workers if w.job is not None]
-            deadline = min(w.deadline for w in busy)
-            ready = self._gather(busy, self._wait(busy, max(0.0, deadline - time.monotonic())))
-            now = time.monotonic()
-            waiting: list[tuple[Worker, str, dict[str, Any]]] = []
-            for worker in busy:
-                if not (any(handle in ready for handle in worker.handles()) or now >= worker.deadline):
-                    continue
-                job, episode = worker.job, worker.episode
-                try:
-                    msg = self._read(worker, ready)
-                except WorkerFailure as err:
-                    self._clear(worker)
-                    self._fail(job, episode, str(err), queue, on_done)
-                    continue
-                try:
-                    ended = self._record(worker, msg)
-                except Exception as err:  # the agent's reset failed
-                    self._clear(worker)
-                    self._fail(job, episode, f"agent error: {type(err).__name__}: {err}", queue, on_done)
-                    continue
-                if ended:
-                    self._clear(worker)
-                    on_done(episode)
+        """Play every job, up to `concurrency` at once; `on_done` gets each episode (status "ok" or
+        "error") as it ends, in this thread."""
+        queue_ = deque(jobs)
+
+        async def lane() -> None:
+            while queue_:
+                job = queue_.popleft()
+                episode = await self._play(job)
+                if episode is None:  # failed, to be played again
+                    queue_.appendleft(job)
                 else:
-                    waiting.append((worker, msg[1], msg[5]))
-            self._act(waiting, queue, on_done)
+                    on_done(episode)
 
-    def _gather(self, busy: list[Worker], ready: list[Any]) -> list[Any]:
-        """`ready` plus the replies of the other busy workers that arrive within `gather_s`.
+        async def lanes() -> None:
+            await asyncio.gather(*(lane() for _ in range(min(self.concurrency, len(queue_)))))
 
-        Env replies come milliseconds apart while one generation takes far longer, so the agents
-        that wait together are stepped by one batched `act_batch` call instead of one each."""
-        end = time.monotonic() + self.gather_s
-        ready = list(ready)
-        pending = [w for w in busy if not any(handle in ready for handle in w.handles())]
-        while pending and ready and (left := end - time.monotonic()) > 0:
-            more = self._wait(pending, left)
-            if not more:
-                break
-            ready += more
-            pending = [w for w in pending if not any(handle in more for handle in w.handles())]
-        return ready
+        self._session(lanes())
 
-    def _start(self, worker: Worker, job: Job) -> None:
-        worker.job, worker.agent = job, copy.copy(job.agent)
-        worker.episode = Episode(job, started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-        worker.t0 = time.monotonic()
-        worker.send(("reset", job.spec, job.task_id, job.env_seed), self.setup_timeout)
-
-    @staticmethod
-    def _clear(worker: Worker) -> None:
-        worker.job = worker.agent = worker.episode = None
-        worker.deadline = float("inf")
-
-    @staticmethod
-    def _record(worker: Worker, msg: tuple) -> bool:
-        """Add a reset or step reply to the worker's episode; True when the episode has ended."""
-        _, obs, reward, terminated, truncated, info = msg
-        episode = worker.episode
-        if not episode.started:  # the reply to the reset this worker was sent (its info may be {})
-            episode.started = True
-            episode.first_info = info
-            worker.agent.reset(info.get("task", ""), info, seed=worker.job.agent_seed)
-            return False
-        entry = episode.transcript[-1]
-        entry.update(obs=obs, reward=reward, action_valid=bool(info.get("action_valid", True)),
-                     progress=float(info.get("progress", 0.0)),
-                     subgoal_completed=bool(info.get("subgoal_completed", False)))
-        for key in ("switch", "format_valid"):  # plan-execute wrappers report these
-            if key in info:
-                entry[key] = bool(info[key])
-        noun_source = (info.get("score_breakdown") or {}).get("noun_source")
-        if noun_source:  # WebShop after Buy: which noun finder scored the purchase
-            entry["noun_source"] = str(noun_source)
-        episode.last_info = info
-        episode.terminated, episode.truncated = bool(terminated), bool(truncated)
-        episode.wall_s = time.monotonic() - worker.t0
-        return terminated or truncated
-
-    def _act(self, waiting: list[tuple[Worker, str, dict[str, Any]]], queue: deque[Job],
-             on_done: Callable[[Episode], None]) -> None:
-        groups: dict[Any, list[tuple[Worker, str, dict[str, Any]]]] = {}
-        for item in waiting:
-            groups.setdefault(item[0].agent.batch_key(), []).append(item)
-        for group in groups.values():
-            agents = [w.agent for w, _, _ in group]
-            try:
-                actions = type(agents[0]).act_batch(agents, [o for _, o, _ in group], [i for _, _, i in group])
-            except Exception as err:  # the agent (or its backend) failed: these episodes fail
-                for worker, _, _ in group:
-                    job, episode = worker.job, worker.episode
-                    self._clear(worker)
-                    self._fail(job, episode, f"agent error: {type(err).__name__}: {err}", queue, on_done)
-                continue
-            for (worker, _, _), action in zip(group, actions, strict=True):
-                worker.episode.transcript.append({"action": action})
-                worker.send(("step", action), self.step_timeout)
+    async def _play(self, job: Job) -> Episode | None:
+        """One attempt at `job`: its episode, or None when it failed and has a retry left."""
+        host, slot, agent = self._host(), next(self._slot_ids), copy.copy(job.agent)
+        episode = Episode(job, started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        host.slots += 1
+        try:
+            _, obs, _, _, _, info = await host.request(("reset", slot, job.spec, job.task_id, job.env_seed),
+                                                       self.setup_timeout)
+            episode.begin(info)
+            agent.reset(info.get("task", ""), info, seed=job.agent_seed)
+            while True:
+                action = await agent.act_async(obs, info)
+                episode.act(action)
+                reply = await host.request(("step", slot, action), self.step_timeout)
+                if episode.observe(reply):
+                    return episode
+                _, obs, _, _, _, info = reply
+        except WorkerFailure as err:
+            return self._failed(job, episode, str(err), err.charged)
+        except Exception as err:  # the agent (or its backend) failed
+            return self._failed(job, episode, f"agent error: {type(err).__name__}: {err}", True)
+        finally:
+            host.slots -= 1
+            host.release(slot)
 
     @staticmethod
-    def _fail(job: Job, episode: Episode, reason: str, queue: deque[Job],
-              on_done: Callable[[Episode], None]) -> None:
-        job.attempts += 1
+    def _failed(job: Job, episode: Episode, reason: str, charged: bool) -> Episode | None:
+        job.attempts += charged
         if job.attempts < MAX_ATTEMPTS:
-            queue.appendleft(job)
-            return
+            return None
         episode.status, episode.error = "error", reason
-        on_done(episode)
+        return episode

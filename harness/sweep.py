@@ -32,6 +32,7 @@ from harness.runner import Episode, Job, Pool, WorkerFailure
 from harness.store import Store, dumps
 from hiper_envs.wrappers import DEFAULT_PROTOCOL, PROTOCOLS
 
+DEFAULT_CONCURRENCY = 16  # episodes in flight: enough to keep a server batching, cheap for envs
 BACKENDS = ("local", "ray")  # where env workers run: local processes, or Ray actors (harness.ray_backend)
 
 
@@ -109,7 +110,8 @@ class Sweep:
     agents: list[AgentEntry]
     seeds: list[int]
     episodes: int | None = None
-    workers: int = 1
+    workers: int | None = None  # env host processes (None: the harness's default)
+    concurrency: int = DEFAULT_CONCURRENCY
     step_timeout: float = 60.0
 
     def runs(self) -> list[Run]:
@@ -181,8 +183,8 @@ def load_sweep(path: str | Path) -> Sweep:
         raise HarnessError(f"cannot read {path}: {err.strerror}") from err
     except yaml.YAMLError as err:
         raise HarnessError(f"{path}: invalid YAML ({' '.join(str(err).split())})") from err
-    top = _mapping(data, str(path), {"envs", "agents", "seeds", "episodes", "workers", "step_timeout"},
-                   {"envs", "agents"})
+    top = _mapping(data, str(path), {"envs", "agents", "seeds", "episodes", "workers", "concurrency",
+                                     "step_timeout"}, {"envs", "agents"})
     envs, agents = top["envs"], top["agents"]
     if not isinstance(envs, list) or not envs or not isinstance(agents, list) or not agents:
         raise HarnessError(f"{path}: envs and agents must be non-empty lists")
@@ -195,13 +197,17 @@ def load_sweep(path: str | Path) -> Sweep:
     seeds = top.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
         raise HarnessError(f"{path}: seeds must be a non-empty list of non-negative integers")
-    workers = top.get("workers", 1)
-    if not isinstance(workers, int) or workers < 1:
+    workers = top.get("workers")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise HarnessError(f"{path}: workers must be a positive integer")
+    concurrency = top.get("concurrency", DEFAULT_CONCURRENCY)
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise HarnessError(f"{path}: concurrency must be a positive integer")
     timeout = top.get("step_timeout", 60.0)
     if not isinstance(timeout, (int, float)) or timeout <= 0:
         raise HarnessError(f"{path}: step_timeout must be a positive number of seconds")
-    return Sweep(env_entries, agent_entries, seeds, check_episodes(top.get("episodes")), workers, float(timeout))
+    return Sweep(env_entries, agent_entries, seeds, check_episodes(top.get("episodes")), workers, concurrency,
+                 float(timeout))
 
 
 def task_order(task_ids: list[str], seed: int, episodes: int | None) -> list[str]:
@@ -224,7 +230,7 @@ class Summary:
     succeeded: int = 0
     errors: int = 0
     steps: int = 0
-    seconds: float = 0.0  # playing episodes, after workers started and envs were built
+    seconds: float = 0.0  # playing episodes, after env hosts started and envs were built
 
 
 def _row(run: Run, spec: EnvSpec, index: int, episode: Episode) -> dict[str, Any]:
@@ -255,9 +261,11 @@ def build_agents(runs: list[Run]) -> dict[Run, Agent]:
     return agents
 
 
-def execute(runs: list[Run], db: str | Path, workers: int = 1, step_timeout: float = 60.0,
-            progress: bool = True, backend: str = "local", address: str | None = None) -> Summary:
-    """Play every episode of `runs` not yet stored in `db`; each one is committed as it ends.
+def execute(runs: list[Run], db: str | Path, workers: int | None = None, step_timeout: float = 60.0,
+            progress: bool = True, backend: str = "local", address: str | None = None,
+            concurrency: int = DEFAULT_CONCURRENCY) -> Summary:
+    """Play every episode of `runs` not yet stored in `db`, `concurrency` at a time on `workers` env
+    hosts; each one is committed as it ends.
 
     `backend` "ray" plays them on Ray actors (joining the cluster at `address`, or a local Ray); this
     process still chooses, seeds and stores every episode. Everything that can be checked is checked
@@ -272,7 +280,7 @@ def execute(runs: list[Run], db: str | Path, workers: int = 1, step_timeout: flo
     summary.skipped = sum(run.episodes or 0 for run in runs if run not in todo)
     if not todo:
         return summary
-    with make_pool(workers, step_timeout=step_timeout) as pool:
+    with make_pool(workers, step_timeout=step_timeout, concurrency=concurrency) as pool:
         try:
             task_ids = pool.task_ids(specs[run] for run in todo)
         except WorkerFailure as err:  # an env its config cannot build: the user's input, before any write

@@ -27,7 +27,7 @@ from harness.envspec import EnvSpec
 from harness.progress import EpisodeProgress
 from harness.runner import Episode, Job, Pool
 from harness.store import Store
-from harness.sweep import episode_seed, run_id_of
+from harness.sweep import DEFAULT_CONCURRENCY, episode_seed, run_id_of
 
 # Fields of a row that replaying its transcript determines (besides the transcript itself).
 REPLAYED = ("success", "score", "progress", "steps", "return", "invalid_actions", "switches", "aligned_switches",
@@ -151,8 +151,9 @@ def _count_problems(rows: list[dict[str, Any]], plans: dict[str, int]) -> list[M
             for run_id, planned in sorted(plans.items()) if counts.get(run_id, 0) != planned]
 
 
-def verify(db: str | Path, workers: int = 1, step_timeout: float = 60.0, progress: bool = True,
-           allowed_modules: set[str] | frozenset[str] = frozenset()) -> tuple[int, list[Mismatch]]:
+def verify(db: str | Path, workers: int | None = None, step_timeout: float = 60.0, progress: bool = True,
+           allowed_modules: set[str] | frozenset[str] = frozenset(),
+           concurrency: int = DEFAULT_CONCURRENCY) -> tuple[int, list[Mismatch]]:
     """(rows checked, mismatches). Error rows hold no complete transcript and are not replayed."""
     gym.register_envs(hiper_envs)
     with Store(db, create=False) as store:
@@ -174,7 +175,7 @@ def verify(db: str | Path, workers: int = 1, step_timeout: float = 60.0, progres
     checked = len(jobs) + sum(1 for m in mismatches if m.episode >= 0)
     if not jobs:
         return checked, mismatches
-    with Pool(workers, step_timeout=step_timeout) as pool, \
+    with Pool(workers, step_timeout=step_timeout, concurrency=concurrency) as pool, \
             EpisodeProgress(len(jobs), "replaying", label="match", enabled=progress) as bar:
         def on_done(episode: Episode) -> None:
             row, transcript = episode.job.tag

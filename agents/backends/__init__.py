@@ -1,12 +1,17 @@
-"""LLM backends behind one interface: a batch of chat conversations in, one completion each out.
+"""LLM backends behind one interface: one chat conversation in, one completion out, awaited.
 
-Backends are imported lazily by name, so `hf` needs transformers and `vllm` needs vllm only when used.
+The harness runs every episode as its own coroutine, so a backend answers `complete` for one
+conversation at a time and many are in flight together. `generate` is the same for a list of
+conversations, for callers outside an event loop. Backends are imported lazily by name, so `hf`
+needs transformers and `vllm` needs vllm only when used.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 Message = dict[str, str]
@@ -19,9 +24,80 @@ BACKENDS = {
 
 
 class Backend(Protocol):
-    """Generates one assistant reply per conversation; sampling settings are the backend's own."""
+    """Generates one assistant reply per conversation; sampling settings are the backend's own.
+
+    A backend of one's own may define only `generate`: agents then call it through `awaitable`."""
+
+    async def complete(self, messages: Sequence[Message]) -> str: ...
 
     def generate(self, conversations: Sequence[Sequence[Message]]) -> list[str]: ...
+
+
+class BatchedBackend:
+    """For backends whose model generates a whole batch at once (transformers, vLLM's `LLM`).
+
+    `complete` puts its conversation on a queue; one loop takes every conversation waiting at that
+    moment into a single `generate` call, run on a thread so the episodes' coroutines keep stepping
+    their envs meanwhile. Conversations that arrive during a call form the next batch.
+    Subclasses define `generate`.
+    """
+
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    def generate(self, conversations: Sequence[Sequence[Message]]) -> list[str]:
+        raise NotImplementedError
+
+    async def complete(self, messages: Sequence[Message]) -> str:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # first use, or a new event loop: its own queue and batching task
+            if self._loop is not None:
+                self._thread.shutdown(wait=False)
+            self._loop, self._waiting = loop, []
+            self._wakeup = asyncio.Event()
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="generate")
+            self._batching = loop.create_task(self._batch_loop())
+        future: asyncio.Future[str] = loop.create_future()
+        self._waiting.append((messages, future))
+        self._wakeup.set()
+        return await future
+
+    async def _batch_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wakeup.wait()
+            await asyncio.sleep(0)  # let episodes whose env replies are already in join this batch
+            self._wakeup.clear()
+            batch, self._waiting = self._waiting, []
+            batch = [(m, f) for m, f in batch if not f.done()]  # an episode cancelled meanwhile
+            if not batch:
+                continue
+            try:
+                replies = await loop.run_in_executor(self._thread, self.generate, [m for m, _ in batch])
+            except Exception as err:  # a failed batch fails its episodes, not the loop
+                replies = [err] * len(batch)
+            for (_, future), reply in zip(batch, replies, strict=True):
+                if future.done():
+                    continue
+                if isinstance(reply, Exception):
+                    future.set_exception(reply)
+                else:
+                    future.set_result(reply)
+
+
+class _Batching(BatchedBackend):
+    """Gives a backend that only has `generate` (one written before `complete`, a test double) the
+    batching loop, so the episodes waiting on it still share its calls."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+
+    def generate(self, conversations: Sequence[Sequence[Message]]) -> list[str]:
+        return self.inner.generate(conversations)
+
+
+def awaitable(backend: Any) -> Backend:
+    """`backend` itself when it can `complete`, else `backend` behind a batching loop."""
+    return backend if hasattr(backend, "complete") else _Batching(backend)
 
 
 def make_backend(name: str, **kwargs: Any) -> Backend:
@@ -32,4 +108,4 @@ def make_backend(name: str, **kwargs: Any) -> Backend:
     return getattr(importlib.import_module(module), cls)(**kwargs)
 
 
-__all__ = ["BACKENDS", "Backend", "Message", "make_backend"]
+__all__ = ["BACKENDS", "Backend", "BatchedBackend", "Message", "awaitable", "make_backend"]

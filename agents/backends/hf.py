@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agents.backends import Message
+from agents.backends import BatchedBackend, Message
 
 
 def plain_chat(messages: Sequence[Message]) -> str:
@@ -12,8 +12,10 @@ def plain_chat(messages: Sequence[Message]) -> str:
     return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant: "
 
 
-class HFBackend:
-    """Loads `model` (a hub id or a local directory) with `from_pretrained` and generates in batches.
+class HFBackend(BatchedBackend):
+    """Loads `model` (a hub id or a local directory) with `from_pretrained` and generates in batches:
+    the episodes waiting for a reply at one moment share a `generate` call (`BatchedBackend`),
+    `batch_size` sequences at a time.
 
     Prompts are left-padded so a whole batch continues from its last token; `temperature=0` is
     greedy decoding, which makes evaluations repeatable. Sampling is from the softmax at

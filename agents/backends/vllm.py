@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agents.backends import Message
+from agents.backends import BatchedBackend, Message
 
 
-class VLLMBackend:
-    """Batched chat generation with `vllm.LLM`; needs the `vllm` extra and a CUDA GPU."""
+class VLLMBackend(BatchedBackend):
+    """Batched chat generation with `vllm.LLM`; needs the `vllm` extra and a CUDA GPU.
+
+    The episodes waiting for a reply at one moment go to vLLM in one `chat` call (`BatchedBackend`),
+    which schedules them with its own continuous batching. For a server that many runs share, run
+    `vllm serve` and use the `openai` backend instead.
+    """
 
     def __init__(self, model: str, max_new_tokens: int = 128, temperature: float = 0.0, top_p: float = 1.0,
                  tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.9,

@@ -78,13 +78,14 @@ class TrainConfig:
     group_size: int = 8
     """G: rollouts of the same task per group (grpo, rloo, gigpo; ignored by the others)."""
     rollout_workers: int = 0
-    """Env worker processes (one env each, the harness runner's); 0: one per episode of an iteration."""
+    """Env host processes of the harness runner (each keeps many envs); 0: its default (up to 4).
+    Every episode of an iteration is in flight at once."""
     start_method: str = "spawn"
-    """multiprocessing start method of the env workers; fork starts cheap envs faster on Linux."""
+    """multiprocessing start method of the env hosts; fork starts cheap envs faster on Linux."""
     step_timeout: float = 120.0
-    """Seconds an env step may take before its worker is replaced and the episode replayed."""
+    """Seconds an env step may take before its host is replaced and the episode replayed."""
     env_backend: str = "local"
-    """Where rollout env workers run: local (processes here) or ray (Ray actors, one CPU each, on the
+    """Where rollout env hosts run: local (processes here) or ray (Ray actors, one CPU each, on the
     cluster at `ray_address`; the policy, generation and the update stay in this process)."""
     ray_address: str | None = None
     """Ray cluster to join with env_backend ray (None: RAY_ADDRESS, else a local Ray)."""
@@ -185,7 +186,7 @@ class TrainConfig:
     eval_temperature: float = 0.4
     """Sampling temperature of evaluation (0: greedy)."""
     eval_workers: int = 4
-    """Env workers of evaluation."""
+    """Env host processes of evaluation (its episodes are all in flight at once)."""
     results_db: str = "runs/results.sqlite"
     """Results store that evaluations are written to."""
     run_name: str = ""

@@ -1,10 +1,11 @@
 """Rollouts: the harness's env workers play the agents being trained, and every turn is recorded.
 
-The trained agents are the evaluation agents (`hiper`, `react`) with a recorder: the same prompts,
-the same parsing, so a checkpoint behaves in `hiper-bench run` as it did in training. Envs run in the
-harness runner's worker processes (one env each, needed for ALFWorld); the runner batches the
-generation of every episode waiting for an action into one call of `PolicyBackend`, the `hf`
-backend over the live policy (no reload between updates).
+The trained agents are the evaluation agents (`hiper`, `react`) with a recorder hook: the same
+prompts, the same parsing, so a checkpoint behaves in `hiper-bench run` as it did in training.
+Episodes are played by the harness's runner, the one rollout path of evaluation and training: each
+episode a coroutine, envs in its host processes. The episodes waiting for an action at one moment
+share one `generate` call of `PolicyBackend`, the `hf` backend over the live policy (no reload
+between updates).
 
 Rewards (docs/training.md) are computed here from the recorded outputs, with the one plan-execute parser:
 
@@ -18,7 +19,6 @@ Rewards (docs/training.md) are computed here from the recorded outputs, with the
 from __future__ import annotations
 
 import copy
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,33 +68,21 @@ class Trajectory:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-class _Record:
-    """Shared by an agent prototype and the copies the runner plays it with (copies are shallow)."""
+class Recorder:
+    """The `on_reply` hook of one episode's agent: records each turn's prompt, reply and verdict.
+
+    A retried episode starts again at step 0, and its record with it. `player` is the agent copy
+    the runner played, whose state gives the prompt after the last turn."""
 
     def __init__(self) -> None:
         self.turns: list[Turn] = []
         self.player: LLMAgent | None = None
 
-
-class Recording:
-    """Mixin over an LLM agent: records each turn's prompt, reply and verdict in `self.record`."""
-
-    def __init__(self, *args: Any, **kwargs: Any):
-        self.record = _Record()
-        super().__init__(*args, **kwargs)
-
-    def reset(self, task: str, info: dict[str, Any], seed: int | None = None) -> None:
-        super().reset(task, info, seed)
-        self.record.turns.clear()  # a retried episode starts its record afresh
-        self.record.player = self
-
-    def prompt(self, obs: str, info: dict[str, Any]) -> list[Message]:
-        self._messages = super().prompt(obs, info)
-        return self._messages
-
-    def consume(self, obs: str, reply: str) -> str:
-        self.record.turns.append(Turn(self._messages, reply, obs, **judge(self, reply)))
-        return super().consume(obs, reply)
+    def __call__(self, agent: LLMAgent, obs: str, messages: list[Message], reply: str) -> None:
+        if agent.step == 0:
+            self.turns.clear()
+        self.player = agent
+        self.turns.append(Turn(messages, reply, obs, **judge(agent, reply)))
 
 
 def judge(agent: LLMAgent, reply: str) -> dict[str, bool]:
@@ -115,18 +103,11 @@ def judge(agent: LLMAgent, reply: str) -> dict[str, bool]:
     return {"format_valid": True, "switch": switched, "keep_changed": changed}
 
 
-@functools.cache
-def _recording_class(base: type) -> type:
-    """One recording subclass per agent class: the runner batches the generation of agents whose
-    `batch_key` (their type and backend) is equal, so a class made per agent would generate one
-    reply at a time (it did: 24 calls of batch 1 for 8 episodes x 3 turns)."""
-    return type(f"Recording{base.__name__}", (Recording, base), {})
-
-
 def recording_agent(name: str, env_id: str, backend: Any, history: int, protocol: str) -> LLMAgent:
-    """A fresh recording agent of class `name` (hiper or react) over `backend`."""
-    return _recording_class(agent_class(name)).for_env(env_id, backend=backend, history=history,
-                                                       protocol=protocol)
+    """A fresh agent of class `name` (hiper or react) over `backend`, recording its turns."""
+    agent = agent_class(name).for_env(env_id, backend=backend, history=history, protocol=protocol)
+    agent.on_reply = Recorder()
+    return agent
 
 
 class PolicyBackend(HFBackend):
@@ -207,7 +188,7 @@ def collect(pool: Pool, spec: EnvSpec, tasks: Sequence[tuple[str, int]], seeds: 
         if episode.status != "ok":
             failed += 1
             return
-        record = agents[i].record
+        record = agents[i].on_reply
         turns = list(record.turns)
         for turn, step in zip(turns, episode.transcript, strict=True):  # the inner env's reward
             turn.env_reward = float(step["reward"]) + (0.0 if turn.format_valid else wrapper_penalty)

@@ -197,9 +197,9 @@ class Trainer:
                 self._loop(step, writer, metrics_path)
             else:
                 spec = env_spec(cfg, cfg.train_split)
-                workers = cfg.rollout_workers or cfg.num_envs
                 make_pool = pool_factory(cfg.env_backend, cfg.ray_address)
-                with make_pool(workers, step_timeout=cfg.step_timeout, start_method=cfg.start_method) as pool:
+                with make_pool(cfg.rollout_workers or None, step_timeout=cfg.step_timeout,
+                               start_method=cfg.start_method, concurrency=cfg.num_envs) as pool:
                     task_ids = pool.task_ids([spec])[spec.key]
                     self._loop(lambda: self.iteration_rl(pool, spec, task_ids), writer, metrics_path)
             last = Path(self.last_checkpoint())
@@ -458,7 +458,8 @@ def evaluate_checkpoint(cfg: TrainConfig, checkpoint: Path, label: str, episodes
                                  "batch_size": cfg.generation_batch_size}}
     run = Run(make_env_entry(cfg.env_id, split or cfg.eval_split, cfg.env_kwargs, cfg.max_steps),
               make_agent_entry(cfg.agent, kwargs, label), cfg.seed, episodes or cfg.eval_episodes)
-    execute([run], cfg.results_db, cfg.eval_workers, cfg.step_timeout, progress=False)
+    execute([run], cfg.results_db, cfg.eval_workers, cfg.step_timeout, progress=False,
+            concurrency=cfg.eval_episodes)
     with Store(cfg.results_db) as store:
         rows = list(store.rows("run_id = ? AND status = 'ok'", (run.run_id,)))
     return sum(r["success"] for r in rows) / max(1, len(rows))
