@@ -399,6 +399,7 @@ class Pool:
 
             async def settle() -> None:
                 await asyncio.gather(*tasks, return_exceptions=True)
+                await self.loop.shutdown_asyncgens()  # e.g. a backend's HTTP session
 
             self.loop.run_until_complete(settle())
             self.loop.close()
