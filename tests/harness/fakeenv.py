@@ -1,7 +1,8 @@
 """A tiny deterministic env honouring the contract of docs/envs.md, registered as `Fake/Corridor-v0` for harness tests.
 
-The agent walks a corridor, takes a key and opens the door at the end. Keywords make a worker die,
-hang or raise once (marker files record that it happened), to test the runner's recovery.
+The agent walks a corridor, takes a key and opens the door at the end. Keywords make a host process
+die, hang or raise once (marker files record that it happened), or die on every episode of one task,
+to test the runner's recovery.
 """
 
 from __future__ import annotations
@@ -29,17 +30,20 @@ class CorridorEnv(gym.Env):
     def __init__(self, split: str = "test", expert: bool = False, reward_mode: str = "sparse",
                  render_mode: str | None = None, step_delay: float = 0.0, crash_once: str | None = None,
                  hang_once: str | None = None, raise_once: str | None = None, empty_reset_info: bool = False,
-                 trapped_door: bool = False):
+                 trapped_door: bool = False, crash_task: str | None = None):
         self.task_ids = [f"{split}-{i}" for i in range(SPLITS[split])]
         self.expert, self.reward_mode, self.render_mode = expert, reward_mode, render_mode
         self.step_delay = step_delay
         self.empty_reset_info = empty_reset_info  # a legal but bare reset: `info` is {}
         self.trapped_door = trapped_door  # opening the door ends the episode as a loss (like a bad purchase)
         self.faults = {"crash": crash_once, "hang": hang_once, "raise": raise_once}
+        self.crash_task = crash_task  # every episode of this task kills its process at step 2
         self.observation_space = text_space()
         self.action_space = text_space()
 
     def _fault(self) -> None:
+        if self.task_id == self.crash_task:
+            os.kill(os.getpid(), signal.SIGKILL)
         for kind, marker in self.faults.items():
             if marker and not Path(marker).exists():
                 Path(marker).write_text(kind)
