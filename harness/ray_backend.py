@@ -1,10 +1,11 @@
-"""The Ray backend (`--backend ray`): env workers are Ray actors, on this machine or across a cluster.
+"""The Ray backend (`--backend ray`): env hosts are Ray actors, on this machine or across a cluster.
 
 Only the transport differs from the local pool: agents, seeding, retries and the results store stay
-in this process (the driver), and each actor holds the same `EnvHost` a local worker process does, so
-a Ray sweep plays and stores exactly the episodes a local sweep does. An actor that dies (its process
-or its node lost) or misses its deadline is killed and replaced, and its episode retried, as a local
-worker is. Each actor asks for one CPU, so Ray spreads the workers over the cluster's nodes; every
+in this process (the driver), and each actor holds the same `EnvHost` (many envs) a local host
+process does, so a Ray sweep plays and stores exactly the episodes a local sweep does. An actor that
+dies (its process or its node lost) or misses its deadline is killed and replaced, and its episodes
+retried, as a local host's are. Each actor asks for one CPU, so Ray spreads the hosts over the
+cluster's nodes; every
 node needs the package installed (the Docker images) and the env data it plays.
 """
 
