@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 
@@ -34,6 +35,13 @@ class Agent:
     def act(self, obs: str, info: dict[str, Any]) -> str:
         """The next action (or raw model output, for wrapped envs) for this observation."""
         raise NotImplementedError
+
+    @classmethod
+    def act_batch(cls, agents: Sequence[Agent], observations: Sequence[str],
+                  infos: Sequence[dict[str, Any]]) -> list[str]:
+        """Act for several episodes at once, for loops of one's own (the harness awaits
+        `act_async` per episode instead); LLM agents make it one `generate` call."""
+        return [agent.act(obs, info) for agent, obs, info in zip(agents, observations, infos, strict=True)]
 
     async def act_async(self, obs: str, info: dict[str, Any]) -> str:
         """`act`, awaited by the harness: each episode is a coroutine, so an agent that waits on a

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from agents.backends import Backend, Message, awaitable, make_backend
@@ -55,8 +55,17 @@ class LLMAgent(Agent):
         raise NotImplementedError
 
     def act(self, obs: str, info: dict[str, Any]) -> str:
-        messages = self.prompt(obs, info)
-        return self._take(obs, messages, self.backend.generate([messages])[0])
+        return self.act_batch([self], [obs], [info])[0]
+
+    @classmethod
+    def act_batch(cls, agents: Sequence[Agent], observations: Sequence[str],
+                  infos: Sequence[dict[str, Any]]) -> list[str]:
+        """The prompts of `agents` (LLM agents sharing one backend) in one `generate` call."""
+        if not all(isinstance(a, LLMAgent) for a in agents) or len({id(a.backend) for a in agents}) > 1:
+            raise ValueError("act_batch needs LLM agents that share one backend")
+        prompts = [a.prompt(o, i) for a, o, i in zip(agents, observations, infos, strict=True)]
+        replies = agents[0].backend.generate(prompts) if agents else []
+        return [a._take(o, m, r) for a, o, m, r in zip(agents, observations, prompts, replies, strict=True)]
 
     async def act_async(self, obs: str, info: dict[str, Any]) -> str:
         messages = self.prompt(obs, info)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import weakref
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
@@ -95,9 +96,20 @@ class _Batching(BatchedBackend):
         return self.inner.generate(conversations)
 
 
+_batching: weakref.WeakKeyDictionary[Any, _Batching] = weakref.WeakKeyDictionary()
+
+
 def awaitable(backend: Any) -> Backend:
-    """`backend` itself when it can `complete`, else `backend` behind a batching loop."""
-    return backend if hasattr(backend, "complete") else _Batching(backend)
+    """`backend` itself when it can `complete`, else `backend` behind a batching loop: one loop per
+    backend, so every agent built over it shares the loop's batches."""
+    if hasattr(backend, "complete"):
+        return backend
+    try:
+        if backend not in _batching:
+            _batching[backend] = _Batching(backend)
+        return _batching[backend]
+    except TypeError:  # an object that cannot be weakly referenced gets a loop of its own
+        return _Batching(backend)
 
 
 def make_backend(name: str, **kwargs: Any) -> Backend:

@@ -118,3 +118,35 @@ def test_history_window_keeps_last_k_pairs(protocol: str, after_keep: str):
     agent.consume("obs 4", "<switch>KEEP</switch><subgoal>re-emitted</subgoal><action>a4</action>")
     # strict: KEEP carries the current subgoal verbatim; published: the one the reply last wrote
     assert agent.subgoal == after_keep
+
+
+class FirstListed:
+    """Answers every prompt with its first listed action, and counts its `generate` calls."""
+
+    def __init__(self):
+        self.calls = []
+
+    def generate(self, conversations):
+        self.calls.append(len(conversations))
+        return [f"<action>{re.search(r'^- (.+)$', c[-1]['content'], re.MULTILINE)[1]}</action>"
+                for c in conversations]
+
+
+def test_act_batch_asks_a_shared_backend_once_and_acts_as_act_does():
+    backend = FirstListed()
+    env = gym.make("HiPER/KeyDoor-v0")
+    agents, observations, infos = [], [], []
+    for i in range(3):
+        obs, info = env.reset(seed=i)
+        agent = make_agent("react", "HiPER/KeyDoor-v0", backend=backend)
+        agent.reset(info["task"], info, seed=i)
+        agents.append(agent)
+        observations.append(obs)
+        infos.append(info)
+    batched = type(agents[0]).act_batch(agents, observations, infos)
+    assert backend.calls == [3]
+    assert batched == [info["admissible_actions"][0] for info in infos]
+    assert all(agent.step == 1 for agent in agents)
+    other = make_agent("react", "HiPER/KeyDoor-v0", backend=FirstListed())
+    with pytest.raises(ValueError, match="share one backend"):
+        type(other).act_batch([agents[0], other], observations[:2], infos[:2])
