@@ -13,7 +13,9 @@ prompt, so a run is repeatable), then for each env and concurrency C plays 4C ep
   request and the last reply (ramp-up and the final drain are left out), and the peak in flight;
 * harness CPU per LLM step, marginal: user + system time of the run and every process it started,
   for `--steps` minus `--short-steps` step limits, over the difference in steps (start-up cancels);
-* peak RSS summed over every process of the run (sampled every 0.2 s) at `--steps`.
+* peak RSS summed over every process of the run (sampled every 0.2 s) at `--steps`;
+* for reference, the CPU per step of the env alone, stepped in this process with the same kind of
+  actions: the part of the harness's figure that is the env's own work.
 
 `--harness DIR` runs the harness of another checkout (e.g. a `git worktree` of an older commit) with
 this environment: an engine without `--concurrency` gets `--workers C` and a backend that sends C
@@ -226,6 +228,27 @@ def measure(harness: Path, url: str, env: str, concurrency: int, steps: int, sho
     return {**long, "cpu_ms_per_step": 1e3 * marginal}
 
 
+def env_alone_ms(env: str, episodes: int = 200, max_steps: int = 8) -> float:
+    """CPU per step of the env by itself (resets left out, as the marginal figure leaves them out)."""
+    import gymnasium as gym
+
+    import hiper_envs  # noqa: F401
+
+    env_id, env_kwargs = ENVS[env]
+    game = gym.make(env_id, max_episode_steps=max_steps, **env_kwargs)
+    ids, pick, spent, steps = game.unwrapped.task_ids, random.Random(0), 0.0, 0
+    for i in range(episodes):
+        _, info = game.reset(seed=i, options={"task_id": ids[(7 * i) % len(ids)]})
+        done = False
+        while not done:
+            action = pick.choice([a for a in info["admissible_actions"] if "<" not in a] or ["look"])
+            start = time.process_time()
+            _, _, terminated, truncated, info = game.step(action)
+            spent, steps, done = spent + time.process_time() - start, steps + 1, terminated or truncated
+    game.close()
+    return 1e3 * spent / steps
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("mode", nargs="?", choices=["bench", "serve"], default="bench")
@@ -245,13 +268,14 @@ def main() -> None:
     print(f"harness {args.harness} | mock server: lognormal latency, median {args.median} s, sigma {args.sigma} | "
           f"4C episodes, max steps {args.steps} (CPU: minus {args.short_steps}) | {os.cpu_count()} CPUs")
     print(f"{'env':9} {'C':>4} {'steps/s':>8} {'ideal':>7} {'ratio':>6} {'occupancy':>9} {'peak in flight':>14} "
-          f"{'CPU ms/step':>11} {'peak RSS MB':>11}")
+          f"{'CPU ms/step':>11} {'env alone':>9} {'peak RSS MB':>11}")
     try:
         for env in args.envs:
+            alone = env_alone_ms(env)
             for c in args.concurrency:
                 r = measure(args.harness.resolve(), url, env, c, args.steps, args.short_steps)
                 print(f"{env:9} {c:>4} {r['steps_per_s']:>8.1f} {r['ideal']:>7.1f} {r['steps_per_s'] / r['ideal']:>6.2f} "
-                      f"{r['occupancy']:>9.2f} {r['peak']:>14} {r['cpu_ms_per_step']:>11.2f} {r['rss'] / 2**20:>11.0f}",
+                      f"{r['occupancy']:>9.2f} {r['peak']:>14} {r['cpu_ms_per_step']:>11.2f} {alone:>9.2f} {r['rss'] / 2**20:>11.0f}",
                       flush=True)
     finally:
         stop_mock(server)
