@@ -291,9 +291,15 @@ def serve(
     from agents.backends.hf import HFBackend
     from agents.backends.server import make_server
 
+    if model.startswith(("/", ".", "~")) and not Path(model).expanduser().is_dir():
+        raise HarnessError(f"--model {model}: no such directory")
     with err.status(f"loading {model}..."):
-        backend = HFBackend(model, device=device, max_new_tokens=max_new_tokens, temperature=temperature,
-                            batch_size=batch_size)
+        try:
+            backend = HFBackend(model, device=device, max_new_tokens=max_new_tokens, temperature=temperature,
+                                batch_size=batch_size)
+        except (OSError, ValueError, RuntimeError) as error:  # no such model, not a model, a bad device
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise HarnessError(f"cannot load model {model!r}: {first}") from None
     try:
         server = make_server(backend, name or model, host, port, batch_size)
     except OSError as error:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -32,6 +32,24 @@ class Backend(Protocol):
     async def complete(self, messages: Sequence[Message]) -> str: ...
 
     def generate(self, conversations: Sequence[Sequence[Message]]) -> list[str]: ...
+
+
+def generate_apart(generate: Callable[[list[Sequence[Message]]], list[str]],
+                   conversations: list[Sequence[Message]]) -> list[str | Exception]:
+    """`generate(conversations)`, or where that raises, each conversation on its own: one bad
+    conversation (a lone surrogate, a prompt past the context) fails itself, not its batch."""
+    try:
+        return list(generate(conversations))
+    except Exception as err:
+        if len(conversations) == 1:
+            return [err]
+    replies: list[str | Exception] = []
+    for conversation in conversations:
+        try:
+            replies += generate([conversation])
+        except Exception as err:
+            replies.append(err)
+    return replies
 
 
 class BatchedBackend:
@@ -72,10 +90,8 @@ class BatchedBackend:
             batch = [(m, f) for m, f in batch if not f.done()]  # an episode cancelled meanwhile
             if not batch:
                 continue
-            try:
-                replies = await loop.run_in_executor(self._thread, self.generate, [m for m, _ in batch])
-            except Exception as err:  # a failed batch fails its episodes, not the loop
-                replies = [err] * len(batch)
+            conversations = [m for m, _ in batch]
+            replies = await loop.run_in_executor(self._thread, generate_apart, self.generate, conversations)
             for (_, future), reply in zip(batch, replies, strict=True):
                 if future.done():
                     continue
@@ -120,4 +136,4 @@ def make_backend(name: str, **kwargs: Any) -> Backend:
     return getattr(importlib.import_module(module), cls)(**kwargs)
 
 
-__all__ = ["BACKENDS", "Backend", "BatchedBackend", "Message", "awaitable", "make_backend"]
+__all__ = ["BACKENDS", "Backend", "BatchedBackend", "Message", "awaitable", "generate_apart", "make_backend"]

@@ -48,16 +48,24 @@ class HFBackend(BatchedBackend):
             return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
         return plain_chat(messages)
 
-    def generate(self, conversations: Sequence[Sequence[Message]]) -> list[str]:
+    def generate(self, conversations: Sequence[Sequence[Message]], max_new_tokens: int | None = None) -> list[str]:
+        """One reply per conversation, of at most `max_new_tokens` (default: the backend's).
+        A prompt that leaves no room for them in the model's context raises ValueError."""
+        new = self.max_new_tokens if max_new_tokens is None else int(max_new_tokens)
         texts = [self.render(c) for c in conversations]
+        context = getattr(self.model.config, "max_position_embeddings", None) or float("inf")
         sampling = {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p, "top_k": 0} \
             if self.temperature > 0 else {"do_sample": False}
         replies: list[str] = []
         for start in range(0, len(texts), self.batch_size):
             batch = self.tokenizer(texts[start:start + self.batch_size], return_tensors="pt", padding=True,
                                    add_special_tokens=False).to(self.device)
+            longest = int(batch["attention_mask"].sum(dim=1).max())
+            if longest + new > context:
+                raise ValueError(f"a prompt of {longest} tokens and {new} new ones exceed the model's context "
+                                 f"of {context}")
             with self._torch.inference_mode():
-                out = self.model.generate(**batch, max_new_tokens=self.max_new_tokens,
+                out = self.model.generate(**batch, max_new_tokens=new,
                                           pad_token_id=self.tokenizer.pad_token_id, **sampling)
             new_tokens = out[:, batch["input_ids"].shape[1]:]
             replies += self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)

@@ -157,3 +157,29 @@ def test_hf_sampling_draws_from_the_whole_softmax(tmp_path):
     backend = make_backend("hf", model=str(model_dir), max_new_tokens=1, temperature=1.0, batch_size=200)
     replies = backend.generate([[{"role": "user", "content": "w1 w2"}]] * 400)
     assert len({r.strip() for r in replies} - {""}) > 50
+
+
+def test_a_batched_backend_fails_only_the_conversation_it_cannot_take():
+    import asyncio
+
+    from agents.backends import BatchedBackend
+
+    class Picky(BatchedBackend):
+        def __init__(self):
+            self.calls = []
+
+        def generate(self, conversations):
+            self.calls.append(len(conversations))
+            if any(c[-1]["content"] == "bad" for c in conversations):
+                raise ValueError("cannot take it")
+            return [c[-1]["content"].upper() for c in conversations]
+
+    backend = Picky()
+
+    async def together():
+        asks = [backend.complete([{"role": "user", "content": text}]) for text in ("a", "bad", "c")]
+        return await asyncio.gather(*asks, return_exceptions=True)
+
+    a, bad, c = asyncio.run(together())
+    assert (a, c) == ("A", "C") and isinstance(bad, ValueError)
+    assert backend.calls == [3, 1, 1, 1]  # one batch, then each on its own
