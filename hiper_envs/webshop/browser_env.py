@@ -6,7 +6,7 @@ import os
 import secrets
 import shutil
 
-from hiper_envs.webshop.engine import Session, parse_action
+from hiper_envs.webshop.engine import Session, parse_action, search_keywords
 from hiper_envs.webshop.env import WebShopEnv
 from hiper_envs.webshop.pages import (
     SEARCH_BUTTON,
@@ -185,11 +185,14 @@ class WebShopBrowserEnv(WebShopEnv):
         for kind, text in page_nodes:
             kinds.setdefault(text if kind == "option" else text.lower(), kind)
         if name == "search" and arg:
+            keywords = search_keywords(arg)
+            if keywords is None:
+                return False, 0.0
             if has_search:
-                self._driver.execute_script(_SEARCH, arg)
+                self._driver.execute_script(_SEARCH, " ".join(keywords))
             else:
                 self._driver.execute_script("window.__hiperOld = true;")
-                self._driver.get(self._server.url + Urls(self._sid).results(arg.split(" "), 1))
+                self._driver.get(self._server.url + Urls(self._sid).results(keywords, 1))
         elif name == "click" and arg and arg != SEARCH_BUTTON.lower() and arg in clickables(page_nodes):
             element = self._driver.execute_script(_FIND, kinds[arg], arg)
             if element is None:

@@ -56,6 +56,20 @@ def parse_action(action: str) -> tuple[str, str | None]:
     return m.group(1), m.group(2).lower()
 
 
+MAX_QUERY_CHARS = 2000  # a search's text past this is not searched: a URL carries it in the browser env
+
+
+def search_keywords(query: str) -> list[str] | None:
+    """The words a ``search[...]`` action searches for, the same in the text and the browser env:
+    None (the action is refused) for text that is not valid Unicode (a lone surrogate cannot be
+    typed into a page); text past `MAX_QUERY_CHARS` characters is left out."""
+    try:
+        query.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return query[:MAX_QUERY_CHARS].split(" ")
+
+
 class Shop:
     """A catalogue (the persisted `ProductStore`, or an in-memory `Catalog`), its search engine and
     the shuffled goals of one goal kind."""
@@ -191,7 +205,10 @@ class Session:
             return False, 0.0
         name, arg = parse_action(action)
         if name == "search" and arg:
-            self.goto_results(arg.split(" "), 1)
+            keywords = search_keywords(arg)
+            if keywords is None:
+                return False, 0.0
+            self.goto_results(keywords, 1)
             return True, 0.0
         if name != "click" or arg is None or arg == SEARCH_BUTTON.lower() or arg not in self.clickables():
             return False, 0.0

@@ -72,6 +72,26 @@ def test_parity_with_the_text_env(browser, seed):
     text.close()
 
 
+def test_hostile_queries_follow_the_text_envs_rules(browser):
+    # a lone surrogate cannot be typed into a page: refused by both; a 64 KB query is cut to the same
+    # words in both (the browser's URL would otherwise be too long); control characters and bracket
+    # soup are searched as text
+    text = gym.make("HiPER/WebShop-v0", expert=True, observation_mode="text_rich")
+    for query in ["\ud800", "red shoes " * 7000, "a\x00b\x1b[31m", "]][[search[x]]", "  "]:
+        browser.reset(seed=3)
+        text.reset(seed=3)
+        obs_b, _, _, _, info_b = browser.step(f"search[{query}]")
+        obs_t, _, _, _, info_t = text.step(f"search[{query}]")
+        assert obs_b == obs_t, query[:20]
+        for key in ("action_valid", "admissible_actions", "page"):
+            assert info_b[key] == info_t[key], (query[:20], key)
+        if query == "\ud800":
+            assert not info_b["action_valid"] and info_b["page"] == "search"
+        if query.startswith("red shoes"):
+            assert info_b["action_valid"] and info_b["page"] == "results" and len(info_b["admissible_actions"]) > 2
+    text.close()
+
+
 def test_script_in_a_query_renders_as_text(browser):
     browser.reset(seed=3)
     obs, reward, terminated, truncated, info = browser.step("search[<script>alert(1)</script>]")
