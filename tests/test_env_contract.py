@@ -8,10 +8,14 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import hiper_envs
+from hiper_envs.webshop.browser_env import chromium_available
 from hiper_envs.wrappers import PlanExecute
 
-TEXT_IDS = [i for i in hiper_envs.ENV_IDS if "Browser" not in i]  # the browser env has its own tests
-SPLIT = {"HiPER/ALFWorld-v0": "valid_seen", "HiPER/KeyDoor-v0": "valid_seen", "HiPER/WebShop-v0": "test"}
+TEXT_IDS = [i for i in hiper_envs.ENV_IDS if "Browser" not in i]
+BROWSER = pytest.param("HiPER/WebShop-Browser-v0", marks=[
+    pytest.mark.slow, pytest.mark.skipif(not chromium_available(), reason="needs chromium and chromedriver")])
+SPLIT = {"HiPER/ALFWorld-v0": "valid_seen", "HiPER/KeyDoor-v0": "valid_seen", "HiPER/WebShop-v0": "test",
+         "HiPER/WebShop-Browser-v0": "test"}
 INFO_TYPES = {"task_id": str, "task_hash": str, "task": str, "task_type": str, "admissible_actions": list,
               "action_valid": bool, "won": bool, "score": float, "goal_conditions": list, "progress": float,
               "subgoals": list, "subgoal_index": int, "subgoal_completed": bool, "steps": int,
@@ -44,7 +48,7 @@ def test_gymnasium_checker_passes(env_id):
 
 
 @pytest.mark.parametrize("wrapped", [False, True], ids=["bare", "plan-execute"])
-@pytest.mark.parametrize("env_id", TEXT_IDS)
+@pytest.mark.parametrize("env_id", [*TEXT_IDS, BROWSER])
 def test_contract_over_an_expert_episode(env_id, wrapped):
     env = make(env_id, wrapped)
     try:
@@ -71,7 +75,7 @@ def test_contract_over_an_expert_episode(env_id, wrapped):
         env.close()
 
 
-@pytest.mark.parametrize("env_id", TEXT_IDS)
+@pytest.mark.parametrize("env_id", [*TEXT_IDS, BROWSER])
 @pytest.mark.parametrize("task_id", [["x"], "²", "9" * 5000, None.__class__, "no such task", -1, True])
 def test_every_env_refuses_an_unknown_task_id_alike(env_id, task_id):
     env = gym.make(env_id, split=SPLIT[env_id])
