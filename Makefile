@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 EXTRAS ?= all
 
-.PHONY: install main test lint bench clean
+.PHONY: install main test lint bench clean image image-test image-train
 
 $(VENV)/.installed: pyproject.toml constraints.txt scripts/install.sh
 	scripts/install.sh $(EXTRAS)
@@ -25,6 +25,18 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
+
+# Docker images (docker/README.md): built from the package registries alone, with a base made here by
+# debootstrap when Docker Hub cannot be reached; `image-test` runs the main job, verify and a browser
+# episode inside the eval image.
+image:
+	docker/build.sh eval
+
+image-test:
+	docker/test-image.sh
+
+image-train:
+	docker/build.sh train
 
 clean:
 	rm -rf $(VENV) runs
