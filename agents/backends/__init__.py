@@ -71,6 +71,8 @@ class BatchedBackend:
         if self._loop is not loop:  # first use, or a new event loop: its own queue and batching task
             if self._loop is not None:
                 self._thread.shutdown(wait=False)
+                if not self._loop.is_closed():  # the old loop ends the task when it runs again, and
+                    self._batching.cancel()     # holds it until then (else it is collected pending)
             self._loop, self._waiting = loop, []
             self._wakeup = asyncio.Event()
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="generate")

@@ -183,3 +183,34 @@ def test_a_batched_backend_fails_only_the_conversation_it_cannot_take():
     a, bad, c = asyncio.run(together())
     assert (a, c) == ("A", "C") and isinstance(bad, ValueError)
     assert backend.calls == [3, 1, 1, 1]  # one batch, then each on its own
+
+
+def test_a_batched_backend_moves_between_event_loops_without_losing_a_task(caplog):
+    """Training alternates the rollout pool's loop with an evaluation pool's: the batching task left on
+    the idle loop must end when that loop runs again, not be garbage-collected while pending."""
+    import asyncio
+    import gc
+    import logging
+
+    from agents.backends import BatchedBackend
+
+    class Echo(BatchedBackend):
+        def generate(self, conversations):
+            return [c[-1]["content"] for c in conversations]
+
+    backend = Echo()
+    ask = [{"role": "user", "content": "hi"}]
+    rollout_loop, eval_loop = asyncio.new_event_loop(), asyncio.new_event_loop()
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        assert rollout_loop.run_until_complete(backend.complete(ask)) == "hi"
+        assert eval_loop.run_until_complete(backend.complete(ask)) == "hi"
+        gc.collect()
+        assert rollout_loop.run_until_complete(backend.complete(ask)) == "hi"
+        for loop in (rollout_loop, eval_loop):
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.close()
+        gc.collect()
+    assert "destroyed but it is pending" not in caplog.text
