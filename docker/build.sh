@@ -69,6 +69,7 @@ if [ "$ca" != none ]; then
 fi
 
 start=$SECONDS
-"${build[@]}" -f "docker/Dockerfile.$target" --build-arg "PYTHON_IMAGE=$python_image" "${secret[@]}" -t "$tag" .
+dockerfile="Dockerfile.$target"
+"${build[@]}" -f "docker/$dockerfile" --build-arg "PYTHON_IMAGE=$python_image" "${secret[@]}" -t "$tag" .
 echo "built $tag on $python_image in $((SECONDS - start)) s"
 "$cli" image ls "$tag" --format '{{.Repository}}:{{.Tag}} {{.Size}}'
