@@ -21,8 +21,10 @@ import copy
 import itertools
 import multiprocessing as mp
 import os
-import queue
-import threading
+import pickle
+import select
+import socket
+import struct
 import time
 import traceback
 from abc import ABC, abstractmethod
@@ -32,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import pairwise
 from multiprocessing.connection import Connection
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 import gymnasium as gym
@@ -311,60 +314,104 @@ class Host(ABC):
 
 
 class _ProcessHost(Host):
-    """A host process and its pipe. Replies are read in the event loop when the pipe is readable;
-    requests are written by a thread, so a host that stops reading never blocks the loop."""
+    """A host process and the loop's end of its socket pair, read and written without blocking: a
+    request goes out in one system call from the loop (bytes the socket cannot take wait for it to
+    become writable), so a host that stops reading never stalls the loop and no thread is woken per
+    message. Frames are `multiprocessing.Connection`'s (a big-endian length, then a pickle), so the
+    host reads them with `Connection.recv`."""
 
     def __init__(self, ctx: Any):
         super().__init__()
-        self.conn, child = ctx.Pipe()
+        ours, child = ctx.Pipe()
         self.process = ctx.Process(target=_host_main, args=(child,), daemon=True)
         self.process.start()
         child.close()
-        self.outbox: queue.SimpleQueue[tuple | None] = queue.SimpleQueue()
-        self.writer = threading.Thread(target=self._write, daemon=True, name="host-writer")
-        self.writer.start()
-
-    def _write(self) -> None:
-        while (msg := self.outbox.get()) is not None:
-            try:
-                self.conn.send(msg)
-            except (OSError, ValueError):  # the host died: the reader reports it
-                return
+        self.sock = socket.socket(fileno=os.dup(ours.fileno()))
+        ours.close()
+        self.sock.setblocking(False)
+        self.incoming, self.outgoing = bytearray(), bytearray()
+        self.awaiting_writable = False  # whether the loop watches the socket for room to write
 
     def attach(self, loop: asyncio.AbstractEventLoop, on_death: Callable[[Host], None]) -> None:
         super().attach(loop, on_death)
-        loop.add_reader(self.conn.fileno(), self._readable)
+        loop.add_reader(self.sock.fileno(), self._readable)
+        self._flush()
 
     def detach(self) -> None:
-        if self.loop is not None and not self.conn.closed:
-            self.loop.remove_reader(self.conn.fileno())
+        if self.loop is not None and self.sock.fileno() >= 0:
+            self.loop.remove_reader(self.sock.fileno())
+            self.loop.remove_writer(self.sock.fileno())
+            self.awaiting_writable = False
         super().detach()
 
     def _readable(self) -> None:
         try:
-            while self.conn.poll():
-                self._deliver(self.conn.recv())
-        except (EOFError, OSError):  # the pipe closed: the process is dying
-            self.process.join(5)  # the pipe closes as the process exits, a moment before it is reaped
-            self._die(f"worker died (exit code {self.process.exitcode})")
+            while chunk := self.sock.recv(1 << 16):
+                self.incoming += chunk
+        except BlockingIOError:  # all there is for now
+            self._deliver_frames()
+            return
+        except OSError:
+            pass
+        self._deliver_frames()  # the pipe closed (recv gave b"" or failed): the process is dying
+        self.process.join(5)  # the pipe closes as the process exits, a moment before it is reaped
+        self._die(f"worker died (exit code {self.process.exitcode})")
+
+    def _deliver_frames(self) -> None:
+        while len(self.incoming) >= 4:
+            (size,) = struct.unpack_from("!i", self.incoming)
+            start = 4
+            if size == -1:  # Connection's header for a payload of 2 GiB or more
+                if len(self.incoming) < 12:
+                    return
+                (size,), start = struct.unpack_from("!Q", self.incoming, 4), 12
+            if len(self.incoming) < start + size:
+                return
+            reply = pickle.loads(self.incoming[start:start + size])
+            del self.incoming[:start + size]
+            self._deliver(reply)
+            if self.failure is not None:
+                return
 
     def _send(self, msg: tuple) -> None:
-        self.outbox.put(msg)
+        payload = ForkingPickler.dumps(msg)
+        header = struct.pack("!i", len(payload)) if len(payload) < 2**31 else struct.pack("!iQ", -1, len(payload))
+        self.outgoing += header
+        self.outgoing += payload
+        self._flush()
+
+    def _flush(self) -> None:
+        """Write what the socket takes now; wait for it to become writable for the rest."""
+        try:
+            while self.outgoing:
+                del self.outgoing[:self.sock.send(self.outgoing)]
+        except BlockingIOError:
+            pass
+        except OSError:  # the host died: the reader reports it
+            self.outgoing.clear()
+        if self.loop is not None and self.sock.fileno() >= 0 and bool(self.outgoing) != self.awaiting_writable:
+            self.awaiting_writable = bool(self.outgoing)
+            if self.awaiting_writable:
+                self.loop.add_writer(self.sock.fileno(), self._flush)
+            else:
+                self.loop.remove_writer(self.sock.fileno())
 
     def kill(self) -> None:
         self.detach()
         if self.process.is_alive():
             self.process.kill()
         self.process.join(5)
-        self.outbox.put(None)
-        self.conn.close()
+        self.sock.close()
 
     def close(self) -> None:
+        """Ask the host to finish (waiting up to 5 s for it to take the request), then reap it."""
         self.detach()
-        self.outbox.put(("close",))
-        self.outbox.put(None)
-        self.writer.join(5)
-        self.process.join(5)
+        self._send(("close",))
+        deadline = time.monotonic() + 5.0
+        while self.outgoing and time.monotonic() < deadline and self.process.is_alive():
+            select.select([], [self.sock], [], 0.1)
+            self._flush()
+        self.process.join(max(0.0, deadline - time.monotonic()))
         self.kill()
 
 
