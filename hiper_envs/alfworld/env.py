@@ -94,6 +94,7 @@ class ALFWorldEnv(gym.Env[str, str]):
         self._state: EngineState | None = None
         self._expert: Expert | None = None
         self._last_obs = ""
+        self._progress, self._subgoal_index = 0.0, 0  # the last state's signals: a step's reward and subgoal_completed compare with them
 
     @property
     def tasks(self) -> dict[str, AlfworldTask]:
@@ -124,7 +125,7 @@ class ALFWorldEnv(gym.Env[str, str]):
         if self.expert:
             self._expert = Expert(task.walkthrough, task.spec, self._engine.replan)
         info = self._info(previous_index=None)
-        self._progress = info["progress"]
+        self._progress, self._subgoal_index = info["progress"], info["subgoal_index"]
         self._last_obs, self._last_info = self._state.feedback, info
         return self._last_obs, info
 
@@ -135,15 +136,14 @@ class ALFWorldEnv(gym.Env[str, str]):
         if self._state.won:
             return self._refuse()
         previous = self._state
-        previous_index = subgoal_index(World(previous.facts), self._task.spec, previous.won)
         self._state = self._engine.step(command)
         self._steps += 1
         if self._expert is not None:
             self._expert.observe(command)
-        info = self._info(previous_index)
+        info = self._info(self._subgoal_index)
         sparse = 1.0 if self._state.won and not previous.won else 0.0
         reward = shaped_reward(sparse, self._progress, info["progress"], self.reward_mode, self.shaping_gamma)
-        self._progress = info["progress"]
+        self._progress, self._subgoal_index = info["progress"], info["subgoal_index"]
         self._last_obs, self._last_info = self._state.feedback, info
         return self._last_obs, reward, self._state.won, False, info
 
