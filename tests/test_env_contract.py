@@ -78,13 +78,16 @@ def test_contract_over_an_expert_episode(env_id, wrapped):
 @pytest.mark.parametrize("env_id", [*TEXT_IDS, BROWSER])
 @pytest.mark.parametrize("task_id", [["x"], "²", "9" * 5000, None.__class__, "no such task", -1, True])
 def test_every_env_refuses_an_unknown_task_id_alike(env_id, task_id):
-    env = gym.make(env_id, split=SPLIT[env_id])
+    """The refused reset is the env's first call: the env made by `gymnasium.make` still plays."""
+    env = gym.make(env_id, split=SPLIT[env_id], expert=True)
     try:
         with pytest.raises(ValueError, match=r"^unknown task_id .{1,90}; valid choices: '") as caught:
             env.reset(options={"task_id": task_id})
         assert len(str(caught.value)) < 2000
         first = env.unwrapped.task_ids[0]
-        assert env.reset(options={"task_id": first})[1]["task_id"] == first
+        _, info = env.reset(options={"task_id": first})
+        assert info["task_id"] == first
+        assert env.step(info["expert_action"])[4]["steps"] == 1
     finally:
         env.close()
 
