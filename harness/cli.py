@@ -1,4 +1,4 @@
-"""`hiper-bench`: run, sweep, report, leaderboard, verify, bench, serve. Thin commands over `harness`.
+"""`hiper-bench`: run, sweep, report, leaderboard, verify, bench, serve, serve-env. Thin commands over `harness`.
 
 This is the only place that turns errors into exit codes: 2 for bad input (one line, nothing
 written), 1 for a failed verification or a run that could not proceed.
@@ -6,6 +6,7 @@ written), 1 for a failed verification or a run that could not proceed.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sqlite3
@@ -310,6 +311,46 @@ def serve(
         server.serve_forever()
     except KeyboardInterrupt:
         server.server_close()
+
+
+@app.command("serve-env")
+@one_line_errors
+def serve_env(
+    env: Annotated[str, typer.Argument(help="Env id, e.g. HiPER/ALFWorld-v0.")],
+    split: Annotated[str | None, typer.Option(help="Split (default: the env's evaluation split).")] = None,
+    env_kwargs: Annotated[str | None, typer.Option(help="JSON object of env constructor keywords.")] = None,
+    wrapper: Annotated[list[str] | None, typer.Option(help="Wrapper preset, e.g. plan_execute (repeatable).")] = None,
+    max_steps: Annotated[int | None, typer.Option(min=1, help="Step budget (default: the env's).")] = None,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port on 127.0.0.1 (0: any free port).")] = 8000,
+    max_sessions: Annotated[int, typer.Option(min=1, help="Sessions (env instances) held at once.")] = 64,
+    idle_timeout: Annotated[float, typer.Option(min=1.0, help="Seconds before an idle session is dropped.")] = 600.0,
+) -> None:
+    """Serve an env under OpenEnv's server API (WebSocket /ws, one env per session) on 127.0.0.1."""
+    from harness.envspec import EnvSpec, check_env_id, default_split
+    from harness.sweep import make_env_entry, parse_json_arg
+    from hiper_envs.wrappers import WRAPPERS
+
+    check_env_id(env)
+    entry = make_env_entry(env, split or default_split(env), parse_json_arg(env_kwargs, "--env-kwargs"), max_steps)
+    for name in wrapper or ():
+        if name not in WRAPPERS:
+            raise HarnessError(f"unknown wrapper {name!r}; choose from {', '.join(WRAPPERS)}")
+    spec = EnvSpec(entry.env_id, {**entry.kwargs, "split": entry.split}, tuple(wrapper or ()), entry.max_steps)
+    try:
+        from harness.openenv_server import listen, make_app, serve
+    except ImportError as error:
+        raise HarnessError(f"serve-env needs the openenv extra (pip install 'hiper-bench[openenv]'): {error}") from None
+    try:
+        env_app = make_app(spec, max_sessions, idle_timeout)
+    except (TypeError, ValueError) as error:  # keywords the env does not take, values it refuses
+        raise HarnessError(f"cannot build {env}: {error}") from None
+    try:
+        sock = listen(port)
+    except OSError as error:
+        raise HarnessError(f"cannot listen on 127.0.0.1:{port}: {error.strerror}") from error
+    out.print(f"serving {env} on http://127.0.0.1:{sock.getsockname()[1]} (OpenEnv; WebSocket /ws)", highlight=False)
+    with contextlib.suppress(KeyboardInterrupt):
+        serve(env_app, sock)
 
 
 @app.command()
