@@ -120,8 +120,8 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats
        form=st.dictionaries(st.sampled_from(["search_query", "y"]), st.text(any_char, max_size=200), max_size=2))
 def test_random_requests_to_the_site_get_answers_below_500(site, route, text, use_sid, method, params, form):
     client, sid = site
-    path = route.format(sid=sid if use_sid else text.replace("/", ""), asin="B07JVCXFQ6",
-                        text=text.replace("/", "").replace("?", "")) or "/"
+    segment = text.replace("/", "").replace("?", "")  # one path segment; the query goes in `query_string`
+    path = route.format(sid=sid if use_sid else segment, asin="B07JVCXFQ6", text=segment) or "/"
     encode = {k: v.encode("utf-8", "surrogatepass").decode("utf-8", "replace") for k, v in params.items()}
     data = {k: v.encode("utf-8", "surrogatepass").decode("utf-8", "replace") for k, v in form.items()}
     response = client.open(path.encode("utf-8", "surrogatepass").decode("utf-8", "replace"), method=method,

@@ -101,9 +101,10 @@ def test_smoke_training_writes_metrics_and_a_loadable_agent(tmp_path: Path, algo
 
 @pytest.mark.slow
 def test_interrupted_run_resumes_with_nothing_lost(tmp_path: Path) -> None:
-    """Two iterations, stop; resume to three: same weights as three uninterrupted iterations
-    (one env worker, so the sampling order is fixed)."""
-    base = {"algorithm": "ppo", "rollout_workers": 1, "num_envs": 2}
+    """Two iterations, stop; resume to three: same weights as three uninterrupted iterations.
+    One episode per iteration: with several, which prompts share a `generate` batch depends on
+    timing, and with it the samples, so two uninterrupted runs would differ too."""
+    base = {"algorithm": "ppo", "rollout_workers": 1, "num_envs": 1}
     straight = Trainer(tiny(tmp_path / "a", iterations=3, **base), log=lambda _: None)
     straight.train()
     Trainer(tiny(tmp_path / "b", iterations=2, **base), log=lambda _: None).train()
