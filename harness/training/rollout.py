@@ -169,6 +169,14 @@ def shape_rewards(traj: Trajectory, cfg: TrainConfig) -> None:
         turn.reward = r
 
 
+def inner_reward(spec: EnvSpec, turn: Turn, step_reward: float) -> float:
+    """The env's own reward of a turn's step. The plan-execute wrapper adds -invalid_penalty to an
+    invalid reply's step (strict: its whole reward, the env not being stepped); `shape_rewards`
+    applies the config's penalty instead."""
+    wrapper_penalty = DEFAULT_INVALID_PENALTY if spec.wrappers else 0.0
+    return float(step_reward) + (0.0 if turn.format_valid else wrapper_penalty)
+
+
 def collect(pool: Pool, spec: EnvSpec, tasks: Sequence[tuple[str, int]], seeds: Sequence[int],
             make_agent: Any, cfg: TrainConfig) -> tuple[list[Trajectory], int]:
     """Play one episode per (task id, group) with a fresh recording agent each; returns the finished
@@ -176,9 +184,6 @@ def collect(pool: Pool, spec: EnvSpec, tasks: Sequence[tuple[str, int]], seeds: 
     agents = [make_agent() for _ in tasks]
     jobs = [Job(spec, task, seed, agent, seed, tag=i)
             for i, ((task, _), seed, agent) in enumerate(zip(tasks, seeds, agents, strict=True))]
-    # the plan-execute wrapper adds -invalid_penalty to an invalid reply's step (strict: its whole
-    # reward, the env not being stepped); shape_rewards applies the config's penalty instead
-    wrapper_penalty = DEFAULT_INVALID_PENALTY if spec.wrappers else 0.0
     done: dict[int, Trajectory] = {}
     failed = 0
 
@@ -190,8 +195,8 @@ def collect(pool: Pool, spec: EnvSpec, tasks: Sequence[tuple[str, int]], seeds: 
             return
         record = agents[i].on_reply
         turns = list(record.turns)
-        for turn, step in zip(turns, episode.transcript, strict=True):  # the inner env's reward
-            turn.env_reward = float(step["reward"]) + (0.0 if turn.format_valid else wrapper_penalty)
+        for turn, step in zip(turns, episode.transcript, strict=True):
+            turn.env_reward = inner_reward(spec, turn, step["reward"])
         info = episode.last_info
         won = bool(info.get("won", False))
         # the env's own flag: a purchase on the last allowed step is terminated (no bootstrap),

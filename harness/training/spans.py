@@ -60,16 +60,44 @@ class TagTokens(NamedTuple):
 
 
 def tag_tokens(tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> TagTokens:
-    """Tokenize `texts` (no special tokens, padded) and mark the tokens of each tag body.
+    """Tokenize `texts` (no special tokens, padded) and mark the tokens of each tag body."""
+    enc = tokenizer(
+        texts, add_special_tokens=False, padding=True, return_offsets_mapping=True, return_tensors="pt"
+    )
+    offsets = enc["offset_mapping"].reshape(len(texts), -1, 2)  # [N, L, 2], also when L = 0
+    return TagTokens(enc["input_ids"], enc["attention_mask"], **_body_masks(texts, offsets))
+
+
+def response_tags(tokenizer: PreTrainedTokenizerFast, ids: list[int]) -> tuple[str, dict[str, Tensor]]:
+    """The text of generated token `ids` (special tokens skipped) and, per tag, which of `ids` lie in
+    its body ([L] bool each), for replies whose tokens come from a server rather than `tag_tokens`.
+
+    Character offsets come from re-tokenizing the text when that gives the same ids back (the usual
+    case); otherwise from decoding each prefix, which is slower but exact for any tokenizer.
+    """
+    special = set(tokenizer.all_special_ids)
+    kept = [i for i, token in enumerate(ids) if token not in special]
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    offsets = torch.zeros(1, len(ids), 2, dtype=torch.long)  # special tokens: empty spans
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    if enc["input_ids"] == [ids[i] for i in kept]:
+        offsets[0, kept] = torch.tensor(enc["offset_mapping"], dtype=torch.long).reshape(-1, 2)
+    else:
+        start = 0
+        for i in kept:
+            end = len(tokenizer.decode([ids[k] for k in kept if k <= i], skip_special_tokens=True))
+            offsets[0, i] = torch.tensor([min(start, end), end])
+            start = end
+    return text, {name: mask[0] for name, mask in _body_masks([text], offsets).items()}
+
+
+def _body_masks(texts: list[str], offsets: Tensor) -> dict[str, Tensor]:
+    """Per tag, [N, L] bool: the tokens with character `offsets` [N, L, 2] that lie in a body.
 
     A token with character offsets [a, b) is in a body when the body covers one of its characters:
     with `inside[c]` the number of body characters before c, `inside[b] - inside[a] > 0`. Padding
     and special tokens have empty offsets and are in no body.
     """
-    enc = tokenizer(
-        texts, add_special_tokens=False, padding=True, return_offsets_mapping=True, return_tensors="pt"
-    )
-    offsets = enc["offset_mapping"].reshape(len(texts), -1, 2)  # [N, L, 2], also when L = 0
     n_chars = max((len(t) for t in texts), default=0)
     masks = {}
     for name in TAGS:
@@ -82,4 +110,4 @@ def tag_tokens(tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> TagToken
         covered = edges.cumsum(dim=1)[:, :-1].clamp(max=1)
         inside = torch.nn.functional.pad(covered.cumsum(dim=1), (1, 0))  # [N, n_chars + 1]
         masks[name] = (inside.gather(1, offsets[..., 1]) - inside.gather(1, offsets[..., 0])) > 0
-    return TagTokens(enc["input_ids"], enc["attention_mask"], **masks)
+    return masks

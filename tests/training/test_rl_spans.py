@@ -111,3 +111,25 @@ def test_straddling_tokens_count_as_body(merging_bpe: PreTrainedTokenizerFast) -
 def test_empty_batch(byte_bpe: PreTrainedTokenizerFast) -> None:
     out = tag_tokens(byte_bpe, [""])
     assert out.action.shape == out.input_ids.shape and not out.action.any()
+
+
+@pytest.mark.parametrize("canonical", [True, False], ids=["as-tokenized", "other-split"])
+def test_response_tags_mark_the_bodies_of_generated_ids(canonical):
+    """A server's ids need not be the tokenizer's own split of the text (a model may spell a word in
+    pieces): the masks still cover exactly the bodies, and an end-of-sequence id is in none."""
+    from harness.training.spans import response_tags
+    from harness.training.tiny import bpe_tokenizer
+
+    tokenizer = bpe_tokenizer(CORPUS * 20, vocab_size=300)
+    text = CORPUS[1]
+    if canonical:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    else:  # every character its own token: still the same text
+        ids = [i for ch in text for i in tokenizer(ch, add_special_tokens=False)["input_ids"]]
+        assert ids != tokenizer(text, add_special_tokens=False)["input_ids"]
+    decoded, masks = response_tags(tokenizer, ids + [tokenizer.eos_token_id])
+    assert decoded == text
+    for name, expected in (("switch", "KEEP"), ("subgoal", "find the key"), ("action", "take key from table")):
+        mask = masks[name]
+        assert not mask[-1]
+        assert tokenizer.decode([i for i, m in zip(ids, mask[:-1].tolist(), strict=True) if m]) == expected
