@@ -1,15 +1,23 @@
-# The README's two commands are `make main` and `make test`; both set up .venv/ when it is missing.
+# The README's two commands are `make main` and `make test`; both set up .venv/ when it is missing
+# (`make test` also .venv-verl/, the verl environment: verl pins transformers<5.11).
 VENV := .venv
 BIN := $(VENV)/bin
 EXTRAS ?= all
+VERL_VENV := .venv-verl
 
-.PHONY: install main test lint bench clean image image-test image-train
+.PHONY: install verl-env main test lint bench clean image image-test image-train
 
 $(VENV)/.installed: pyproject.toml constraints.txt scripts/install.sh
 	scripts/install.sh $(EXTRAS)
 	touch $@
 
 install: $(VENV)/.installed
+
+$(VERL_VENV)/.installed: pyproject.toml constraints-verl.txt scripts/install.sh
+	VENV=$(VERL_VENV) CONSTRAINTS=constraints-verl.txt scripts/install.sh alfworld,webshop,verl,dev
+	touch $@
+
+verl-env: $(VERL_VENV)/.installed
 
 # Optional: AGENT=react AGENT_KWARGS='{"backend": "openai", "backend_kwargs": {...}}' adds an LLM agent.
 AGENT ?=
@@ -20,8 +28,9 @@ main: install
 	$(BIN)/hiper-bench leaderboard --db runs/results.sqlite --out runs/leaderboard
 	@echo "report: runs/leaderboard/report/report.html  leaderboard: runs/leaderboard/index.html"
 
-test: install
+test: install verl-env
 	$(BIN)/python -m pytest -q
+	$(VERL_VENV)/bin/python -m pytest -q tests/on_verl
 
 lint: install
 	$(BIN)/ruff check .
@@ -39,4 +48,4 @@ image-train:
 	docker/build.sh train
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(VERL_VENV) runs
