@@ -17,7 +17,7 @@ from typing import Any
 import gymnasium as gym
 import pandas as pd
 
-import hiper_envs  # noqa: F401  (registers the ids)
+import hiper_envs
 from harness.on_verl import LOOP_NAME
 
 
