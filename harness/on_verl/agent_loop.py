@@ -1,8 +1,8 @@
 """`hiper_env`: verl's agent loop over a `HiPER/*` env, played by the same agents, prompts and parser
 as `hiper-bench run` and `hiper-bench train`.
 
-One dataset row is one episode: its `extra_info` names the task (`task_id`) and the env seed
-(`seed`); `rollout.n` repeats the row, so the repeats form the task's group. Each turn of the
+One dataset row is one episode: its `extra_info` names the task (`task_id`), the env seed
+(`seed`) and the split (`split`; default the config's `train_split`); `rollout.n` repeats the row, so the repeats form the task's group. Each turn of the
 episode is one output row (verl's v1 trainer takes a list): the turn's prompt, the reply's tokens
 as the server generated them, and in `extra_fields` everything the advantage step needs:
 
@@ -83,16 +83,16 @@ class HiPEREnvAgentLoop(AgentLoopBase):
         model = str(self.config.actor_rollout_ref.model.path)
         hiper = OmegaConf.to_container(hiper, resolve=True) if OmegaConf.is_config(hiper) else dict(hiper or {})
         self.cfg: TrainConfig = config_from_dict({**hiper, "model": model}, "hiper_env agent loop")
-        self.spec = env_spec(self.cfg, self.cfg.train_split)
 
     async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> list[AgentLoopOutput]:
         extra = dict(kwargs.get("extra_info") or {})
         if "task_id" not in extra:
             raise ValueError("a hiper_env row needs extra_info.task_id (write rows with harness.on_verl.data)")
         task_id, seed = str(extra["task_id"]), int(extra.get("seed", 0))
+        spec = env_spec(self.cfg, str(extra.get("split", self.cfg.train_split)))  # validation rows name theirs
         backend = ServerBackend(self, sampling_params, uuid.uuid4().hex)
         agent = recording_agent(self.cfg.agent, self.cfg.env_id, backend, self.cfg.history, self.cfg.protocol)
-        env = self.spec.make()
+        env = spec.make()
         try:
             obs, info = env.reset(seed=seed, options={"task_id": task_id})
             agent.reset(info.get("task", ""), info, seed=seed)
@@ -105,7 +105,7 @@ class HiPEREnvAgentLoop(AgentLoopBase):
             env.close()
         turns = agent.on_reply.turns
         for turn, reward in zip(turns, step_rewards, strict=True):
-            turn.env_reward = inner_reward(self.spec, turn, reward)
+            turn.env_reward = inner_reward(spec, turn, reward)
         trajectory = Trajectory(task_id, 0, turns, bool(terminated), bool(info.get("won", False)))
         shape_rewards(trajectory, self.cfg)
         return self._outputs(trajectory, backend.turns)

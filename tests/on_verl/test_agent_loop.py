@@ -74,9 +74,10 @@ def run_loop(env_id: str, agent_name: str, replies: list[str], prompts, task_id:
     algorithm = "hiper" if agent_name == "hiper" else "ppo"
     loop = HiPEREnvAgentLoop(trainer_config=DictConfigWrap(config), server_manager=server, tokenizer=tokenizer,
                              processor=None, dataset_cls=RLHFDataset, data_config=DictConfigWrap(config.data),
-                             hiper={"algorithm": algorithm, "env_id": env_id, "train_split": SPLIT[env_id],
+                             hiper={"algorithm": algorithm, "env_id": env_id, "train_split": "train",
                                     "max_steps": max_steps})
-    extra_info = {} if task_id is None else {"task_id": task_id, "seed": 0}
+    # an evaluation row: its split is not the training one
+    extra_info = {} if task_id is None else {"task_id": task_id, "seed": 0, "split": SPLIT[env_id]}
     outputs = asyncio.run(loop.run({"temperature": 1.0}, raw_prompt=[], extra_info=extra_info))
     return tokenizer, server, outputs
 
