@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 import transfer_queue as tq
 from omegaconf import OmegaConf
 from tensordict import TensorDict
@@ -62,9 +63,15 @@ class HiPERTrainer(PPOTrainerSync):
         padded = data.select("response_mask", "values").to_padded_tensor()
         extra = data["extra_fields"]  # a list of dicts (a NonTensorStack in some tensordict versions)
         rows = [dict(row) for row in (extra.tolist() if hasattr(extra, "tolist") else extra)]
-        advantages, returns = ESTIMATORS[cfg.algorithm](padded["values"], padded["response_mask"], rows, cfg)
-        metrics["hiper/turns"] = len(rows)
-        metrics["hiper/episodes"] = len({row["hiper_episode"] for row in rows})
+        # verl pads a batch to its mini-batch multiple with copies of the first row's fields (tagged
+        # is_padding, nothing trained): they are no turns of ours, and get advantage 0.
+        real = [n for n, tag in enumerate(batch.tags) if not tag.get("is_padding", False)]
+        turns = [rows[n] for n in real]
+        advantages, returns = torch.zeros_like(padded["values"]), padded["values"].clone()
+        advantages[real], returns[real] = ESTIMATORS[cfg.algorithm](
+            padded["values"][real], padded["response_mask"][real], turns, cfg)
+        metrics["hiper/turns"] = len(turns)
+        metrics["hiper/episodes"] = len({row["hiper_episode"] for row in turns})
         output = TensorDict({"advantages": response_to_nested(advantages, response_mask),
                              "returns": response_to_nested(returns, response_mask)}, batch_size=len(batch))
         return tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id, fields=output)

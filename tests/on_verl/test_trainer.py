@@ -12,6 +12,7 @@ pytest.importorskip("verl")
 import ray  # noqa: E402
 import transfer_queue as tq  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
+from verl.trainer.ppo.padding_utils import upsample_batch_to_divisible_size  # noqa: E402
 from verl.utils.tensordict_utils import list_of_dict_to_tensordict  # noqa: E402
 
 from harness.on_verl.advantages import ESTIMATORS  # noqa: E402
@@ -63,11 +64,25 @@ def test_the_setup_hook_registers_the_trainer_in_ray_workers(transfer_queue):
     assert ray.get(trainer_class.remote()) == "HiPERTrainer"
 
 
-def test_the_advantage_step_writes_what_the_estimator_computes(transfer_queue, tmp_path):
+def padded_grid(rows: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(row["values"]) for row in rows)
+    values = torch.zeros(len(rows), width)
+    response_mask = torch.zeros(len(rows), width, dtype=torch.int64)
+    for n, row in enumerate(rows):
+        values[n, :len(row["values"])] = row["values"]
+        response_mask[n, :len(row["values"])] = 1
+    return values, response_mask
+
+
+@pytest.mark.parametrize("pad_to", [1, 8])
+def test_the_advantage_step_writes_what_the_estimator_computes(transfer_queue, tmp_path, pad_to):
     rows = [turn_row("a", 0, 8, True, 0.5), turn_row("b", 0, 9, True, -0.1), turn_row("a", 1, 7, False, 10.0),
             turn_row("b", 1, 8, True, 0.0)]
-    meta = tq.kv_batch_put(keys=[f"k{i}" for i in range(len(rows))], partition_id="train",
-                           fields=list_of_dict_to_tensordict(rows))
+    meta = tq.kv_batch_put(keys=[f"p{pad_to}k{i}" for i in range(len(rows))], partition_id="train",
+                           fields=list_of_dict_to_tensordict(rows), tags=[{"seq_len": 9} for _ in rows])
+    # verl pads a batch to its mini-batch multiple with copies of the first row, fields and all
+    meta = upsample_batch_to_divisible_size(meta, pad_to, eos_token_id=0)
+    assert len(meta) == max(pad_to, len(rows))
     trainer = object.__new__(HiPERTrainer)  # the step needs only the config; verl's workers stay unbuilt
     trainer.config = trainer_config(loop_file(tmp_path, gamma=0.9))
     metrics: dict = {}
@@ -75,17 +90,14 @@ def test_the_advantage_step_writes_what_the_estimator_computes(transfer_queue, t
     assert metrics == {"hiper/turns": 4, "hiper/episodes": 2}
     got = tq.kv_batch_get(keys=out.keys, partition_id=out.partition_id, select_fields=["advantages", "returns"])
     got = got.to_padded_tensor()
-    width = max(len(row["values"]) for row in rows)
-    values = torch.zeros(len(rows), width)
-    response_mask = torch.zeros(len(rows), width, dtype=torch.int64)
-    for n, row in enumerate(rows):
-        values[n, :len(row["values"])] = row["values"]
-        response_mask[n, :len(row["values"])] = 1
+    values, response_mask = padded_grid(rows)
     advantages, returns = ESTIMATORS["hiper"](values, response_mask, [row["extra_fields"] for row in rows],
                                               hiper_config(trainer.config))
-    torch.testing.assert_close(got["advantages"] * response_mask, advantages * response_mask)
-    torch.testing.assert_close(got["returns"] * response_mask, returns * response_mask)
+    width = response_mask.shape[1]
+    torch.testing.assert_close(got["advantages"][:4, :width] * response_mask, advantages * response_mask)
+    torch.testing.assert_close(got["returns"][:4, :width] * response_mask, returns * response_mask)
     assert advantages.abs().sum() > 0
+    assert not got["advantages"][4:].any()  # the padding rows
 
 
 def test_settings_come_from_the_agent_loop_file(tmp_path):
