@@ -12,6 +12,8 @@ as the server generated them, and in `extra_fields` everything the advantage ste
     hiper_terminated     the episode ended by termination (no bootstrap); same on every turn
     hiper_won            the episode was won
     hiper_{switch,subgoal,action}_mask   0/1 per response token: the tag bodies
+    min_global_steps, max_global_steps   the oldest and newest policy version (verl's step) that
+                         generated the episode's replies; verl's trainer reads them from every row
 
 `reward_score` is the episode's return on every row (verl copies the last row's to all), so
 critic-free estimators that read one score per episode (GRPO) see the episode's return.
@@ -49,6 +51,7 @@ class GeneratedTurn:
     response_ids: list[int]
     logprobs: list[float] | None
     tags: dict[str, list[int]]
+    versions: tuple[int | None, int | None]  # the server's (min, max)_global_steps for this reply
 
 
 class ServerBackend:
@@ -69,7 +72,9 @@ class ServerBackend:
         ids = list(out.token_ids)[:rollout.response_length]
         logprobs = None if out.log_probs is None else [float(p) for p in out.log_probs[:len(ids)]]
         text, tags = response_tags(tokenizer, ids)
-        self.turns.append(GeneratedTurn(prompt_ids, ids, logprobs, {k: v.int().tolist() for k, v in tags.items()}))
+        versions = (out.extra_fields.get("min_global_steps"), out.extra_fields.get("max_global_steps"))
+        self.turns.append(GeneratedTurn(prompt_ids, ids, logprobs, {k: v.int().tolist() for k, v in tags.items()},
+                                        versions))
         return text
 
 
@@ -112,6 +117,9 @@ class HiPEREnvAgentLoop(AgentLoopBase):
 
     def _outputs(self, trajectory: Trajectory, generated: list[GeneratedTurn]) -> list[AgentLoopOutput]:
         episode, total = uuid.uuid4().hex, sum(turn.reward for turn in trajectory.turns)
+        oldest = [gen.versions[0] for gen in generated if gen.versions[0] is not None]
+        newest = [gen.versions[1] for gen in generated if gen.versions[1] is not None]
+        versions = {"min_global_steps": min(oldest, default=None), "max_global_steps": max(newest, default=None)}
         outputs = []
         for t, (turn, gen) in enumerate(zip(trajectory.turns, generated, strict=True)):
             ids, mask, logprobs, tags = gen.response_ids, [1] * len(gen.response_ids), gen.logprobs, gen.tags
@@ -121,7 +129,7 @@ class HiPEREnvAgentLoop(AgentLoopBase):
             extra = {"hiper_episode": episode, "hiper_turn": t, "hiper_reward": float(turn.reward),
                      "hiper_switch": bool(turn.switch), "hiper_format_valid": bool(turn.format_valid),
                      "hiper_terminated": trajectory.terminated, "hiper_won": trajectory.won,
-                     "reward_extra_info": {}}
+                     "reward_extra_info": {}, **versions}
             extra.update({f"hiper_{name}_mask": tags[name] for name in TAGS})
             outputs.append(AgentLoopOutput(prompt_ids=gen.prompt_ids, response_ids=ids, response_mask=mask,
                                            response_logprobs=logprobs, reward_score=float(total),

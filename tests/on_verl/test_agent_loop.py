@@ -26,7 +26,8 @@ MALFORMED = "I would rather look around first."
 
 
 class ScriptedServer:
-    """verl's server manager, replying with the next scripted text's tokens (and an end of sequence)."""
+    """verl's server manager, replying with the next scripted text's tokens (and an end of sequence);
+    the policy version it reports moves on every second reply, as if weights were synced mid-episode."""
 
     def __init__(self, tokenizer, replies: list[str]):
         self.tokenizer, self.replies, self.requests = tokenizer, list(replies), []
@@ -34,7 +35,10 @@ class ScriptedServer:
     async def generate(self, request_id, *, prompt_ids, sampling_params, **kwargs) -> TokenOutput:
         self.requests.append((request_id, list(prompt_ids)))
         ids = self.tokenizer(self.replies.pop(0), add_special_tokens=False)["input_ids"] + [self.tokenizer.eos_token_id]
-        return TokenOutput(token_ids=ids, log_probs=[-0.5] * len(ids))
+        version = 3 + len(self.requests) // 2
+        return TokenOutput(token_ids=ids, log_probs=[-0.5] * len(ids),
+                           extra_fields={"global_steps": version, "min_global_steps": version,
+                                         "max_global_steps": version})
 
 
 def scripted_episode(env_id: str, agent_name: str, malformed_at: int | None, max_steps: int | None):
@@ -111,6 +115,7 @@ def test_one_row_per_turn_with_the_tokens_masks_rewards_and_end_of_the_episode(e
         assert out.response_mask == [1] * len(out.response_ids)
         assert out.response_logprobs == [-0.5] * len(out.response_ids)
         assert out.num_turns == T and extra["hiper_turn"] == t
+        assert (extra["min_global_steps"], extra["max_global_steps"]) == (3, 3 + T // 2)  # the oldest and newest version
         assert extra["hiper_terminated"] == terminated and extra["hiper_won"] == last_info["won"]
         valid = t != malformed_at
         assert extra["hiper_format_valid"] == valid
