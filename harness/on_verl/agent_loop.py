@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from omegaconf import OmegaConf
-from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopMetrics, AgentLoopOutput, register
+from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopMetrics, AgentLoopOutput
 
 from agents.backends import Message
 from harness.on_verl import LOOP_NAME
@@ -78,15 +78,21 @@ class ServerBackend:
         return text
 
 
-@register(LOOP_NAME)
 class HiPEREnvAgentLoop(AgentLoopBase):
     """Plays one episode of the env named by `hiper` (a `TrainConfig` of ours: env_id, agent,
-    protocol, history, max_steps, the reward settings) and returns one output per turn."""
+    protocol, history, max_steps, the reward settings) and returns one output per turn.
+
+    It is reached only through its entry in the agent loop file, which holds `hiper`. It is not
+    `@register`ed: registering at import would replace that entry in verl's registry with one
+    without settings, and every episode after the first would play verl's defaults."""
 
     def __init__(self, *args: Any, hiper: dict[str, Any] | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
+        if not hiper:
+            raise ValueError(f"the {LOOP_NAME} agent loop needs its `hiper` settings (env_id, max_steps, ...): "
+                             "name it through an agent loop file entry (configs/agent_loops/*.yaml)")
         model = str(self.config.actor_rollout_ref.model.path)
-        hiper = OmegaConf.to_container(hiper, resolve=True) if OmegaConf.is_config(hiper) else dict(hiper or {})
+        hiper = OmegaConf.to_container(hiper, resolve=True) if OmegaConf.is_config(hiper) else dict(hiper)
         self.cfg: TrainConfig = config_from_dict({**hiper, "model": model}, "hiper_env agent loop")
 
     async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> list[AgentLoopOutput]:

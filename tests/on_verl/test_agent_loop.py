@@ -5,6 +5,9 @@ masks, the shaped rewards and the episode's end, also for a malformed reply and 
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -68,7 +71,8 @@ def scripted_episode(env_id: str, agent_name: str, malformed_at: int | None, max
     return task_id, replies, prompts, steps, info
 
 
-def run_loop(env_id: str, agent_name: str, replies: list[str], prompts, task_id: str | None, max_steps: int | None):
+def run_loop(env_id: str, agent_name: str, replies: list[str], prompts, task_id: str | None, max_steps: int | None,
+             with_settings: bool = True):
     tokenizer = bpe_tokenizer([render(None, p) for p in prompts] + replies, vocab_size=600)
     tokenizer.chat_template = None  # prompts rendered as the `hf` backend renders them without a template
     config = OmegaConf.create({"actor_rollout_ref": {"rollout": {"prompt_length": 4096, "response_length": 256},
@@ -79,7 +83,7 @@ def run_loop(env_id: str, agent_name: str, replies: list[str], prompts, task_id:
     loop = HiPEREnvAgentLoop(trainer_config=DictConfigWrap(config), server_manager=server, tokenizer=tokenizer,
                              processor=None, dataset_cls=RLHFDataset, data_config=DictConfigWrap(config.data),
                              hiper={"algorithm": algorithm, "env_id": env_id, "train_split": "train",
-                                    "max_steps": max_steps})
+                                    "max_steps": max_steps} if with_settings else None)
     # an evaluation row: its split is not the training one
     extra_info = {} if task_id is None else {"task_id": task_id, "seed": 0, "split": SPLIT[env_id]}
     outputs = asyncio.run(loop.run({"temperature": 1.0}, raw_prompt=[], extra_info=extra_info))
@@ -146,3 +150,27 @@ def test_one_row_per_turn_with_the_tokens_masks_rewards_and_end_of_the_episode(e
 def test_a_row_without_a_task_is_refused():
     with pytest.raises(ValueError, match="extra_info.task_id"):
         run_loop("HiPER/WebShop-v0", "react", ["x"], [[{"role": "user", "content": "x"}]], None, None)
+
+
+def test_the_agent_loop_file_keeps_its_settings_once_the_loop_is_imported():
+    # verl's worker loads the agent loop file into its registry, and the loop's module is imported
+    # only when the first episode is instantiated: that import must not replace the file's entry
+    script = """
+import sys
+from omegaconf import OmegaConf
+from verl.experimental.agent_loop.agent_loop import _agent_loop_registry
+for entry in OmegaConf.load(sys.argv[1]):
+    _agent_loop_registry[entry.name] = entry
+import harness.on_verl.agent_loop
+print(OmegaConf.select(OmegaConf.create(dict(_agent_loop_registry["hiper_env"])), "hiper.max_steps"))
+"""
+    path = Path(__file__).resolve().parents[2] / "harness/on_verl/configs/agent_loops/alfworld_cpu.yaml"
+    done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "3"
+
+
+def test_the_loop_refuses_to_run_without_its_settings():
+    with pytest.raises(ValueError, match="needs its `hiper` settings"):
+        run_loop("HiPER/ALFWorld-v0", "hiper", ["x"], [[{"role": "user", "content": "x"}]], None, None,
+                 with_settings=False)
