@@ -1,4 +1,4 @@
-"""Two whole verl training steps of HAE on ALFWorld, on the CPU (runs in the verl environment):
+"""Two whole verl training steps of HAE on ALFWorld, with validation, on the CPU (runs in the verl environment):
 verl's `main_ppo` with trainer_mode hiper, our agent loop, the `hf` rollout and verl's FSDP2 actor,
 reference and critic (harness/on_verl/cpu.py), a small random model. What it shows: every stage of
 verl's step runs on our rows, the episodes keep the agent loop file's settings, the losses stay
@@ -42,6 +42,7 @@ def metrics(tmp_path_factory) -> list[dict]:
                "--config-name=hiper_alfworld_cpu", f"actor_rollout_ref.model.path={model}",
                f"data.train_files={tmp / 'train.parquet'}", f"data.val_files={tmp / 'valid_seen.parquet'}",
                "trainer.total_training_steps=2", "trainer.logger=[console,file]",
+               "trainer.val_before_train=true", "trainer.test_freq=2",  # validation before and after
                f"trainer.default_local_dir={tmp / 'checkpoints'}", f"hydra.run.dir={tmp / 'hydra'}",
                # a large step, so that a rollout still on the old weights would show in the log-probs
                "actor_rollout_ref.actor.optim.lr=0.01"]
@@ -51,7 +52,10 @@ def metrics(tmp_path_factory) -> list[dict]:
 
 
 def test_two_steps_run_on_our_rows(metrics):
+    validation, metrics = metrics[0], metrics[1:]
     assert [step["training/global_step"] for step in metrics] == [1, 2]
+    for step in (validation, metrics[-1]):  # the valid_seen rows, played on their own split
+        assert step["val-aux/num_turns/max"] == 3 and "val-core/HiPER/ALFWorld-v0/reward/mean@1" in step
     for step in metrics:
         assert step["hiper/episodes"] == 2  # data.train_batch_size
         # the agent loop file's max_steps (3) held for every episode; a random model never wins
@@ -62,6 +66,7 @@ def test_two_steps_run_on_our_rows(metrics):
 
 
 def test_the_rollout_generates_with_the_updated_weights(metrics):
+    metrics = metrics[1:]  # the training steps
     # verl compares the rollout's token probabilities with the actor's own. At step 2 the actor has
     # taken one step of lr 0.01: a rollout left on the first weights correlates at 0.1 to 0.3, and
     # differs ten times more on average (measured by loading no weights into the server)
