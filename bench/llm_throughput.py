@@ -1,7 +1,7 @@
 """Rollout engine throughput against an OpenAI-compatible server: how busy does the harness keep it?
 
     .venv/bin/python bench/llm_throughput.py [--concurrency 16 64 256] [--envs alfworld webshop]
-        [--median 0.4] [--sigma 0.5] [--steps 8] [--short-steps 2] [--harness DIR]
+        [--median 0.4] [--sigma 0.5] [--steps 8] [--short-steps 2] [--harness DIR] [--workers W]
 
 Starts a mock chat-completions server in its own process (replies after a lognormal delay with the
 given median and sigma; the reply picks one of the prompt's admissible actions, by a hash of the
@@ -178,14 +178,15 @@ def tree_rss(process: psutil.Process) -> int:
     return total
 
 
-def play(harness: Path, url: str, env: str, concurrency: int, max_steps: int, db: Path) -> dict[str, float]:
+def play(harness: Path, url: str, env: str, concurrency: int, max_steps: int, db: Path,
+         workers: int | None = None) -> dict[str, float]:
     """One `hiper-bench run` at this concurrency: its CPU seconds (all its processes), peak summed RSS."""
     env_id, env_kwargs = ENVS[env]
     cli = [sys.executable, "-c", "from harness.cli import app; app()"]  # the checkout's harness, run from it
     help_text = subprocess.run([*cli, "run", "--help"], cwd=harness, capture_output=True, text=True).stdout
     backend = {"base_url": url, "model": "mock", "max_new_tokens": 64}
     if "--concurrency" in help_text:
-        parallel = ["--concurrency", str(concurrency)]
+        parallel = ["--concurrency", str(concurrency), *(["--workers", str(workers)] if workers else [])]
     else:  # the lockstep engine: one process per episode, the backend sending all at once
         parallel, backend["concurrency"] = ["--workers", str(concurrency)], concurrency
     command = [*cli, "run", "--env", env_id, "--agent", "react",
@@ -214,12 +215,13 @@ def play(harness: Path, url: str, env: str, concurrency: int, max_steps: int, db
     return {"cpu_s": cpu, "rss": peak}
 
 
-def measure(harness: Path, url: str, env: str, concurrency: int, steps: int, short: int) -> dict[str, float]:
+def measure(harness: Path, url: str, env: str, concurrency: int, steps: int, short: int,
+            workers: int | None = None) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         results = {}
         for label, max_steps in (("short", short), ("long", steps)):
             httpx.post(f"{url.removesuffix('/v1')}/reset-stats")
-            run = play(harness, url, env, concurrency, max_steps, Path(tmp) / f"{label}.sqlite")
+            run = play(harness, url, env, concurrency, max_steps, Path(tmp) / f"{label}.sqlite", workers)
             stats = httpx.get(f"{url.removesuffix('/v1')}/stats").json()
             results[label] = {**run, "steps": len(stats["intervals"]), "peak": stats["peak"],
                               **occupancy(stats["intervals"], concurrency)}
@@ -260,20 +262,22 @@ def main() -> None:
     parser.add_argument("--short-steps", type=int, default=2, help="step limit of the short runs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--harness", type=Path, default=ROOT, help="checkout whose harness runs")
+    parser.add_argument("--workers", type=int, help="env host processes (default: the harness's own default)")
     args = parser.parse_args()
     if args.mode == "serve":
         asyncio.run(serve(args.median, args.sigma, args.seed))
         return
     server, url = start_mock(args.median, args.sigma, args.seed)
     print(f"harness {args.harness} | mock server: lognormal latency, median {args.median} s, sigma {args.sigma} | "
-          f"4C episodes, max steps {args.steps} (CPU: minus {args.short_steps}) | {os.cpu_count()} CPUs")
+          f"4C episodes, max steps {args.steps} (CPU: minus {args.short_steps}) | {os.cpu_count()} CPUs | "
+          f"workers {args.workers or 'default'}")
     print(f"{'env':9} {'C':>4} {'steps/s':>8} {'ideal':>7} {'ratio':>6} {'occupancy':>9} {'peak in flight':>14} "
           f"{'CPU ms/step':>11} {'env alone':>9} {'peak RSS MB':>11}")
     try:
         for env in args.envs:
             alone = env_alone_ms(env)
             for c in args.concurrency:
-                r = measure(args.harness.resolve(), url, env, c, args.steps, args.short_steps)
+                r = measure(args.harness.resolve(), url, env, c, args.steps, args.short_steps, args.workers)
                 print(f"{env:9} {c:>4} {r['steps_per_s']:>8.1f} {r['ideal']:>7.1f} {r['steps_per_s'] / r['ideal']:>6.2f} "
                       f"{r['occupancy']:>9.2f} {r['peak']:>14} {r['cpu_ms_per_step']:>11.2f} {alone:>9.2f} {r['rss'] / 2**20:>11.0f}",
                       flush=True)
