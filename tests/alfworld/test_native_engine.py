@@ -1,5 +1,6 @@
-"""The native engine's own contract: no reference stack on its path, pickling, threads, its grammar
-parser against TextWorld's, its search fallback, and a clear refusal of foreign domains."""
+"""The native engine's own contract: no reference stack on its path, pickling, its caches against a
+fresh engine, threads, its grammar parser against TextWorld's, its search fallback, and a clear
+refusal of foreign domains."""
 
 import json
 import pickle
@@ -15,6 +16,7 @@ from hiper_envs.alfworld.dataset import load_tasks
 from hiper_envs.alfworld.engine.grammar import parse_document, parse_symbols
 from hiper_envs.alfworld.engine.native import NativeEngine
 from hiper_envs.alfworld.engine.parity import random_command
+from hiper_envs.alfworld.engine.pddl import goal_predicates, parse_sexpr
 
 TASKS = {t.task_id: t for t in load_tasks("valid_seen")}
 SAMPLE = [TASKS[i] for i in sample_task_ids("valid_seen")]
@@ -54,6 +56,31 @@ def test_pickled_engine_continues_the_same_episode():
     assert clone.step("look") == engine.step("look")
     command = state.admissible_commands[-1]
     assert clone.step(command) == engine.step(command)
+
+
+@pytest.mark.parametrize("task", SAMPLE, ids=lambda t: t.spec.task_type)
+def test_a_playing_engine_agrees_with_one_rebuilt_from_its_facts(task):
+    """The engine keeps spellings across steps and checks the goal only after a change to a
+    predicate the goal reads. A copy rebuilt from the facts (caches empty, goal checked) must see
+    the same state at every step of a detour and then a winning plan."""
+    engine, rng = NativeEngine(task.game), random.Random(7)
+    state, moves = engine.reset(), 0
+    for _ in range(12):
+        state = engine.step(random_command(rng, state))
+        moves += state.feedback != "Nothing happens."
+    plan = engine.replan()
+    for command in ["", *plan]:
+        state = engine.step(command)
+        rebuilt = pickle.loads(pickle.dumps(engine)).step("")  # an unknown command: the state as it is
+        assert (rebuilt.admissible_commands, rebuilt.won, rebuilt.facts, rebuilt.commands) == \
+            (state.admissible_commands, state.won, state.facts, state.commands)
+    assert state.won and moves > 3
+
+
+def test_goal_predicates_are_the_atoms_a_goal_reads():
+    goal = parse_sexpr("(exists (?o - object) (and (inreceptacle ?o r) (not (= ?o x)) "
+                       "(forall (?y - object) (imply (holds a ?y) (or (ishot ?y) (not_iscool ?y))))))")
+    assert goal_predicates(goal) == {"inreceptacle", "holds", "ishot", "not_iscool"}
 
 
 def test_threads_give_the_sequential_transcripts():

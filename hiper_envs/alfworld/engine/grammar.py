@@ -15,6 +15,7 @@ so lists name things in the same order.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import textwrap
@@ -276,27 +277,47 @@ class Entity:
         return self.name
 
 
+# Every ALFWorld game carries the same grammar text, and a new game means a new engine: parsed
+# right-hand sides, queries and expressions are kept per process, so an engine's first steps do
+# not parse again what the previous game's engine already parsed.
+_cached_symbols = functools.lru_cache(maxsize=16384)(parse_symbols)
+_cached_query = functools.lru_cache(maxsize=16384)(parse_query)
+
+
+@functools.lru_cache(maxsize=16384)
+def _compiled(expression: str) -> object:
+    return compile(expression.strip(), "<grammar>", "eval")
+
+
 class Grammar:
     """A game's production rules, parsed on first use and kept for the engine's lifetime."""
 
     def __init__(self, rules: Mapping[str, list[tuple[str, str]]]) -> None:
         self._rules = rules
         self._parsed: dict[str, list[tuple[tuple, tuple]]] = {}
-        self._texts: dict[str, tuple] = {}
-        self._queries: dict[str, tuple] = {}
-        self._code: dict[str, object] = {}
 
-    def symbols(self, text: str) -> tuple:
-        symbols = self._texts.get(text)
-        if symbols is None:
-            symbols = self._texts[text] = parse_symbols(text)
-        return symbols
+    @staticmethod
+    def symbols(text: str) -> tuple:
+        return _cached_symbols(text)
 
-    def query(self, text: str) -> tuple:
-        query = self._queries.get(text)
-        if query is None:
-            query = self._queries[text] = parse_query(text)
-        return query
+    @staticmethod
+    def query(text: str) -> tuple:
+        return _cached_query(text)
+
+    def names_read(self, text: str) -> tuple[frozenset[str], frozenset[Placeholder]]:
+        """The variable names `text`'s expressions and queries read, and its queries' placeholders
+        (nonterminals it references are not followed)."""
+        names, placeholders = set(), set()
+        for symbol in self.symbols(text):
+            conditional = symbol[1] if symbol[0] == "l" else symbol
+            if conditional[0] != "c":
+                continue
+            expression, given = conditional[1], conditional[2]
+            if expression[0] == "e":
+                names.update(_compiled(expression[1]).co_names)
+            for _, atom_placeholders in self.query(given) if given else ():
+                placeholders.update(atom_placeholders)
+        return frozenset(names | {name for name, _ in placeholders}), frozenset(placeholders)
 
     def alternatives(self, name: str) -> list[tuple[tuple, tuple]]:
         parsed = self._parsed.get(name)
@@ -342,9 +363,7 @@ class Grammar:
         if expression[0] == "n":
             self._expand(expression[1], facts, entities, binding, out)
         else:
-            code = self._code.get(expression[1])
-            if code is None:
-                code = self._code[expression[1]] = compile(expression[1].strip(), "<grammar>", "eval")
+            code = _compiled(expression[1])
             variables = {ph[0]: entities[var] for ph, var in binding.items()}
             out.append(str(eval(code, {}, variables)))  # noqa: S307 - the game's own grammar, as TextWorld does
 

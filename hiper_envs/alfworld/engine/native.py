@@ -27,7 +27,7 @@ from collections.abc import Iterator
 
 from hiper_envs.alfworld.engine.base import EngineState, Fact
 from hiper_envs.alfworld.engine.grammar import Entity, FactView, Grammar, parse_document
-from hiper_envs.alfworld.engine.pddl import compile_goal, fingerprint, parse_problem
+from hiper_envs.alfworld.engine.pddl import compile_goal, fingerprint, goal_predicates, parse_problem
 
 # Token digest of alfworld 0.4.2's `alfred.pddl` (the only domain whose actions are implemented).
 ALFRED_DOMAIN = "915e118f4f32b4d826bf53c99e860dd85831afffb1a31ad333f063ce005b7122"
@@ -109,13 +109,14 @@ class NativeEngine:
         self._objects = problem.objects
         self._goal_formula = problem.goal
         self._goal = compile_goal(problem.goal, problem.objects, is_subtype)
+        self._goal_predicates = goal_predicates(problem.goal)
         self._initial = problem.init
         ids = sorted({arg for fact in problem.init for arg in fact[1:]})
         self.names = display_names(ids)
         self._entities = {i: Entity(i, self._objects.get(i, ""), self.names[i]) for i in ids}
         self._index_static(problem.init)
-        self._static_templates: dict[str, bool] = {}
-        self._spelling: dict[Fact, str] = {}
+        self._spelling_keys: dict[str, tuple[int, ...] | None] = {}
+        self._spelling: dict[tuple[str, ...], str] = {}
         self._view = FactView(self._sorted_args, self._holds, self._objects, is_subtype)
         self._start: EngineState | None = None
         self._state: EngineState | None = None
@@ -178,13 +179,26 @@ class NativeEngine:
                     yield "#"
         return all(p != "#" and p.removeprefix("not_") not in DYNAMIC for p in predicates(self._grammar.symbols(template)))
 
+    def _spelling_key(self, name: str) -> tuple[int, ...] | None:
+        """Positions of the arguments that action `name`'s spelling depends on, when its template
+        spells it the same way in every state (None otherwise). `go to` reads only where it goes,
+        so moving about does not spell every destination again."""
+        template = self._actions[name].template
+        if not self._is_static(template):
+            return None
+        parameters = PARAMETERS[name]
+        names, placeholders = self._grammar.names_read(template)
+        if not placeholders <= set(parameters):  # a query binds new variables, avoiding every argument's value
+            return tuple(range(len(parameters)))
+        return tuple(i for i, (parameter, _) in enumerate(parameters) if parameter in names)
+
     # -- the engine interface -----------------------------------------------------------------
 
     def reset(self) -> EngineState:
         self._load_facts(self._initial)
         if self._start is None:
             feedback = self._grammar.derive("#intro#", self._view, self._entities, {})
-            self._start = self._gather(feedback, action_valid=True)
+            self._start = self._gather(feedback, action_valid=True, won=self._won())
             self._start_actions = self._actions_now
         self._actions_now = self._start_actions
         self._state = self._start
@@ -198,7 +212,11 @@ class NativeEngine:
             self._state = EngineState(NOTHING_HAPPENS, self._state.admissible_commands, self._state.won,
                                       self._state.facts, False, self.names, self._state.commands)
             return self._state
-        for pred, args, add in self._effects(key):
+        effects = self._effects(key)
+        # The goal reads only its own predicates: an action that changes none of them (look,
+        # examine, open, most moves) leaves the game won or not as it was.
+        won = self._state.won
+        for pred, args, add in effects:
             negated = "not_" + pred
             if add:
                 self._discard(negated, args)
@@ -206,10 +224,12 @@ class NativeEngine:
             else:
                 self._discard(pred, args)
                 self._add(negated, args)
+        if any(pred in self._goal_predicates or "not_" + pred in self._goal_predicates for pred, _, _ in effects):
+            won = self._won()
         name = key[0]
         binding = dict(zip(PARAMETERS[name], key[1:], strict=True))
         feedback = self._grammar.derive(self._actions[name].feedback, self._view, self._entities, binding)
-        self._state = self._gather(feedback, action_valid=True)
+        self._state = self._gather(feedback, action_valid=True, won=won)
         return self._state
 
     def replan(self) -> list[str]:
@@ -227,7 +247,7 @@ class NativeEngine:
         self.__init__(data["game"])
         if data["facts"] is not None:
             self._load_facts(data["facts"])
-            self._state = self._gather(data["feedback"], data["valid"])
+            self._state = self._gather(data["feedback"], data["valid"], self._won())
 
     # -- facts ----------------------------------------------------------------------------------
 
@@ -354,21 +374,25 @@ class NativeEngine:
 
     def _spell(self, key: Fact) -> str:
         """The command text of a ground action: its template derived in the current state."""
-        text = self._spelling.get(key)
+        name = key[0]
+        if name not in self._spelling_keys:
+            self._spelling_keys[name] = self._spelling_key(name)
+        positions = self._spelling_keys[name]
+        cache_key = None if positions is None else (name, *(key[1 + i] for i in positions))
+        text = self._spelling.get(cache_key)
         if text is None:
-            name = key[0]
             binding = dict(zip(PARAMETERS[name], key[1:], strict=True))
             text = self._grammar.derive(self._actions[name].template, self._view, self._entities, binding)
             if "{" in text or "}" in text:  # PddlEnv formats the spelled command with the names
                 text = text.format(**self.names)
-            static = self._static_templates.get(name)
-            if static is None:
-                static = self._static_templates[name] = self._is_static(self._actions[name].template)
-            if static:
-                self._spelling[key] = text
+            if cache_key is not None:
+                self._spelling[cache_key] = text
         return text
 
-    def _gather(self, feedback: str, action_valid: bool) -> EngineState:
+    def _won(self) -> bool:
+        return bool(self._goal(self._by_pred))
+
+    def _gather(self, feedback: str, action_valid: bool, won: bool) -> EngineState:
         commands: dict[Fact, str] = {}
         by_text: dict[str, Fact] = {}
         for key in self.ground_actions():
@@ -379,7 +403,7 @@ class NativeEngine:
         return EngineState(
             feedback=feedback,
             admissible_commands=sorted(by_text),
-            won=bool(self._goal(self._by_pred)),
+            won=won,
             facts=frozenset(self._facts),
             action_valid=action_valid,
             names=self.names,

@@ -95,6 +95,16 @@ def compile_goal(formula: list, objects: Mapping[str, str], is_subtype: Callable
     return lambda facts: test(facts, {})
 
 
+def goal_predicates(formula: SExpr) -> frozenset[str]:
+    """The predicates a goal formula reads: a state change to any other cannot change its value."""
+    head = formula[0]
+    if head in ("and", "or", "not", "imply"):
+        return frozenset().union(*(goal_predicates(part) for part in formula[1:]))
+    if head in ("exists", "forall"):
+        return goal_predicates(formula[2])
+    return frozenset() if head == "=" else frozenset({head})
+
+
 def _compile(f: SExpr, objects: Mapping[str, str], is_subtype) -> Test:
     head = f[0]
     if head == "and":
